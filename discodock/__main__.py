@@ -1,0 +1,5 @@
+"""``python -m discodock`` runs the command line."""
+
+from discodock.cli import main
+
+main()

@@ -1,0 +1,253 @@
+"""A compact, single-file store of many featurized complexes.
+
+:class:`ComplexCache` keeps every per-residue, per-atom, per-bond and per-torsion array of all its
+complexes **concatenated** (ragged storage, as PyTorch Geometric's in-memory datasets do), plus one row
+of counts per complex. That makes three things cheap:
+
+* the file: one ``torch.save`` of a few tensors in compact dtypes (``uint8`` features, ``int16`` local
+  indices, ``float16`` local-frame vectors), loaded in well under a second;
+* moving the whole data set to the GPU once (:meth:`ComplexCache.to`);
+* reading it where RDKit is not installed (the GPU machine): this module imports only torch and numpy;
+* building a training or sampling batch of any complexes, in any number of copies, with a handful of
+  tensor gathers on the device (:func:`discodock.data.batch.collate`), with no Python work per complex.
+
+Counts per complex (columns of ``counts``): residues ``R``, atoms ``N``, directed bonds ``2E``,
+torsions ``T`` and moving-atom pairs ``P`` (the sparse form of ``mask_rotate``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from discodock.errors import InputError
+
+if TYPE_CHECKING:  # featurization needs RDKit; reading a cache (e.g. on the GPU machine) must not
+    from discodock.data.complex import ComplexData
+
+CACHE_FORMAT_VERSION = 1
+COUNT_COLUMNS = ("residues", "atoms", "bonds", "torsions", "moving")
+
+# field name -> (count column it is ragged over, dtype on disk, dtype in memory)
+_RAGGED_FIELDS: dict[str, tuple[str, torch.dtype, torch.dtype]] = {
+    "residue_types": ("residues", torch.uint8, torch.long),
+    "residue_pos": ("residues", torch.float32, torch.float32),
+    "residue_frame": ("residues", torch.float16, torch.float32),
+    "atom_features": ("atoms", torch.uint8, torch.long),
+    "conformer_pos": ("atoms", torch.float32, torch.float32),
+    "crystal_pos": ("atoms", torch.float32, torch.float32),
+    "matched_pos": ("atoms", torch.float32, torch.float32),
+    "bond_index": ("bonds", torch.int16, torch.long),
+    "bond_types": ("bonds", torch.uint8, torch.long),
+    "torsion_edges": ("torsions", torch.int16, torch.long),
+    "moving_torsion": ("moving", torch.int16, torch.long),
+    "moving_atom": ("moving", torch.int16, torch.long),
+}
+_OPTIONAL_FIELDS = ("crystal_pos", "matched_pos")
+
+
+def _ragged_arrays(complex_data: ComplexData) -> dict[str, np.ndarray | None]:
+    """The ragged arrays of one complex, each with the ragged axis first."""
+    moving_torsion, moving_atom = np.nonzero(complex_data.mask_rotate)
+    return {
+        "residue_types": complex_data.residue_types,
+        "residue_pos": complex_data.residue_pos,
+        "residue_frame": complex_data.residue_frame,
+        "atom_features": complex_data.atom_features,
+        "conformer_pos": complex_data.conformer_pos,
+        "crystal_pos": complex_data.crystal_pos,
+        "matched_pos": complex_data.matched_pos,
+        "bond_index": complex_data.bond_index.T,
+        "bond_types": complex_data.bond_types,
+        "torsion_edges": complex_data.torsion_edges,
+        "moving_torsion": moving_torsion,
+        "moving_atom": moving_atom,
+    }
+
+
+@dataclass
+class ComplexCache:
+    """Many complexes in ragged, concatenated tensors.
+
+    Attributes
+    ----------
+    names, smiles
+        One entry per complex.
+    counts
+        ``int64[C, 5]``: residues, atoms, directed bonds, torsions, moving pairs of each complex.
+    center
+        ``float32[C, 3]``: frame origin of each complex (input coordinates).
+    matching_rmsd
+        ``float32[C]``: torsion-fit RMSD of each complex (``nan`` without a crystal pose).
+    fields
+        Ragged tensors keyed by name (see ``_RAGGED_FIELDS``); local indices (bond ends, torsion atoms,
+        moving atoms) count from 0 within each complex.
+    failures
+        ``(name, reason)`` of complexes that could not be prepared, kept for reports.
+    """
+
+    names: list[str]
+    smiles: list[str]
+    counts: torch.Tensor
+    center: torch.Tensor
+    matching_rmsd: torch.Tensor
+    fields: dict[str, torch.Tensor]
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @property
+    def device(self) -> torch.device:
+        return self.counts.device
+
+    @property
+    def has_crystal_pose(self) -> bool:
+        return "crystal_pos" in self.fields
+
+    def offsets(self, column: str) -> torch.Tensor:
+        """``int64[C]``: start of each complex's rows in the ragged tensors over ``column``."""
+        counts = self.counts[:, COUNT_COLUMNS.index(column)]
+        return torch.cumsum(counts, 0) - counts
+
+    def to(self, device: torch.device | str) -> ComplexCache:
+        """A copy with every tensor on ``device``."""
+        return ComplexCache(
+            names=self.names,
+            smiles=self.smiles,
+            counts=self.counts.to(device),
+            center=self.center.to(device),
+            matching_rmsd=self.matching_rmsd.to(device),
+            fields={key: value.to(device) for key, value in self.fields.items()},
+            failures=self.failures,
+        )
+
+    def subset(self, indices: Sequence[int]) -> ComplexCache:
+        """A new cache holding the complexes ``indices`` (in that order)."""
+        index = torch.as_tensor(list(indices), dtype=torch.long, device=self.device)
+        fields = {}
+        for key, value in self.fields.items():
+            column = _RAGGED_FIELDS[key][0]
+            rows, _, _ = ragged_rows(self.offsets(column), self.counts[:, COUNT_COLUMNS.index(column)], index)
+            fields[key] = value[rows]
+        return ComplexCache(
+            names=[self.names[i] for i in index.tolist()],
+            smiles=[self.smiles[i] for i in index.tolist()],
+            counts=self.counts[index],
+            center=self.center[index],
+            matching_rmsd=self.matching_rmsd[index],
+            fields=fields,
+            failures=self.failures,
+        )
+
+    @classmethod
+    def from_complexes(
+        cls, complexes: Sequence[ComplexData], failures: Sequence[tuple[str, str]] = ()
+    ) -> ComplexCache:
+        """Concatenate featurized complexes.
+
+        Optional poses (crystal, matched) are stored only when every complex has them.
+        """
+        if not complexes:
+            raise ValueError("cannot build a cache from zero complexes")
+        arrays = [_ragged_arrays(c) for c in complexes]
+        fields: dict[str, torch.Tensor] = {}
+        for key, (_, _, memory_dtype) in _RAGGED_FIELDS.items():
+            parts = [a[key] for a in arrays]
+            if any(p is None for p in parts):
+                if key in _OPTIONAL_FIELDS:
+                    continue
+                raise ValueError(f"field {key} missing for some complexes")
+            fields[key] = torch.as_tensor(np.concatenate(parts, axis=0)).to(memory_dtype)
+        counts = torch.tensor(
+            [
+                [c.num_residues, c.num_atoms, c.bond_index.shape[1], c.num_torsions, len(a["moving_atom"])]
+                for c, a in zip(complexes, arrays, strict=True)
+            ],
+            dtype=torch.long,
+        )
+        return cls(
+            names=[c.name for c in complexes],
+            smiles=[c.smiles for c in complexes],
+            counts=counts,
+            center=torch.as_tensor(np.stack([c.center for c in complexes])).float(),
+            matching_rmsd=torch.tensor([c.matching_rmsd for c in complexes], dtype=torch.float32),
+            fields=fields,
+            failures=list(failures),
+        )
+
+    def save(self, path: str | Path) -> None:
+        """Write the cache atomically (temporary file, then rename) in compact dtypes."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "version": CACHE_FORMAT_VERSION,
+            "names": self.names,
+            "smiles": self.smiles,
+            "counts": self.counts.cpu().to(torch.int32),
+            "center": self.center.cpu(),
+            "matching_rmsd": self.matching_rmsd.cpu(),
+            "fields": {k: v.cpu().to(_RAGGED_FIELDS[k][1]) for k, v in self.fields.items()},
+            "failures": self.failures,
+        }
+        temporary = path.with_name(path.name + ".tmp")
+        torch.save(payload, temporary)
+        os.replace(temporary, path)
+
+    @classmethod
+    def load(cls, path: str | Path, device: torch.device | str = "cpu") -> ComplexCache:
+        """Read a cache written by :meth:`save`, with tensors in compute dtypes on ``device``."""
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(path, "cache file not found")
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:  # torch raises many types for a corrupt file
+            raise InputError(path, f"not a discodock cache file ({type(error).__name__})") from None
+        if not isinstance(payload, dict) or payload.get("version") != CACHE_FORMAT_VERSION:
+            raise InputError(path, f"not a discodock cache file of format version {CACHE_FORMAT_VERSION}")
+        cache = cls(
+            names=list(payload["names"]),
+            smiles=list(payload["smiles"]),
+            counts=payload["counts"].long(),
+            center=payload["center"].float(),
+            matching_rmsd=payload["matching_rmsd"].float(),
+            fields={k: v.to(_RAGGED_FIELDS[k][2]) for k, v in payload["fields"].items()},
+            failures=[tuple(f) for f in payload["failures"]],
+        )
+        return cache.to(device)
+
+
+def ragged_rows(
+    offsets: torch.Tensor, counts: torch.Tensor, index: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Rows of the ragged segments ``index`` refers to, concatenated in that order.
+
+    Parameters
+    ----------
+    offsets, counts
+        ``int64[C]``: start and length of every segment.
+    index
+        ``int64[B]``: segments to take; repeats give copies.
+
+    Returns
+    -------
+    rows
+        ``int64[S]`` with ``S = counts[index].sum()``: row numbers into the ragged tensor.
+    segment
+        ``int64[S]``: position in ``index`` (0..B−1) each row belongs to.
+    local
+        ``int64[S]``: position of each row within its segment.
+    """
+    lengths = counts[index]
+    segment = torch.repeat_interleave(torch.arange(index.numel(), device=index.device), lengths)
+    starts_in_output = torch.cumsum(lengths, 0) - lengths
+    local = torch.arange(segment.numel(), device=index.device) - starts_in_output[segment]
+    rows = offsets[index][segment] + local
+    return rows, segment, local
