@@ -33,7 +33,9 @@ SDF_LIGANDS = {
     "6k05": EXAMPLES / "6k05" / "6k05_ligand_from_ccd.sdf",  # heavy atoms only
 }
 MOL2_1A0Q = EXAMPLES / "1a0q" / "1a0q_ligand.mol2"
-SDF_1CBR_BAD_VALENCE = EXAMPLES.parent / "invalid" / "1cbr_ligand.sdf"  # carboxylate written as C(=O)=O: valence 5
+SDF_1CBR_BAD_VALENCE = (
+    EXAMPLES.parent / "invalid" / "1cbr_ligand.sdf"
+)  # carboxylate written as C(=O)=O: valence 5
 PDBQT_6K05 = EXAMPLES / "6k05" / "6k05_ligand.pdbqt"
 
 
@@ -317,3 +319,9 @@ def test_identifiers_agree_across_input_formats() -> None:
     assert inchikey(from_sdf) == inchikey(from_smiles)
     assert len(inchikey(from_sdf)) == 27
     assert inchikey(from_sdf) != inchikey(other)
+
+
+def test_aromatic_bonds_outside_aromatic_rings_are_refused() -> None:
+    """Real CASF-2016 SDF: bond type 4 on rings RDKit does not perceive as aromatic (no Kekulé form)."""
+    with pytest.raises(InputError, match="outside an aromatic ring"):
+        read_ligand(EXAMPLES.parent / "invalid" / "1bcu_ligand.sdf")

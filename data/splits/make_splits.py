@@ -49,8 +49,12 @@ SEED = 0
 
 
 def _pdb_ids_by_folder(data_root: Path) -> dict[tuple[str, str], str]:
+    """PDB ID of each ``(source, key)``; DUD-E targets have none and get ``dude:<target>`` instead."""
     with open(data_root / "manifest.csv") as handle:
-        return {(row["source"], row["key"]): row["pdb_id"].lower() for row in csv.DictReader(handle)}
+        return {
+            (row["source"], row["key"]): row["pdb_id"].lower() or "dude:" + row["key"].removeprefix("dude_")
+            for row in csv.DictReader(handle)
+        }
 
 
 def _skeleton(ligand_paths: tuple[Path, ...]) -> str:

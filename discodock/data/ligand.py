@@ -454,6 +454,13 @@ def _molecule_from_record(
                 f"{label}unsupported bond type {bond.GetBondType()} between atoms "
                 f"{bond.GetBeginAtomIdx()} and {bond.GetEndAtomIdx()} (numbered from 0, as RDKit does)",
             )
+        if bond.GetIsAromatic() and not (bond.GetBeginAtom().GetIsAromatic() and bond.GetEndAtom().GetIsAromatic()):
+            # e.g. SDF bond type 4 on a ring RDKit does not perceive as aromatic: no valid Kekulé structure
+            raise InputError(
+                source,
+                f"{label}aromatic bond between atoms {bond.GetBeginAtomIdx()} and {bond.GetEndAtomIdx()} "
+                "outside an aromatic ring (cannot be kekulized)",
+            )
     mol = _largest_fragment(mol, source, label)
     if mol.GetNumConformers() and not mol.GetConformer().Is3D():
         mol.RemoveAllConformers()
