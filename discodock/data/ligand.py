@@ -454,7 +454,8 @@ def _molecule_from_record(
                 f"{label}unsupported bond type {bond.GetBondType()} between atoms "
                 f"{bond.GetBeginAtomIdx()} and {bond.GetEndAtomIdx()} (numbered from 0, as RDKit does)",
             )
-        if bond.GetIsAromatic() and not (bond.GetBeginAtom().GetIsAromatic() and bond.GetEndAtom().GetIsAromatic()):
+        ends_aromatic = bond.GetBeginAtom().GetIsAromatic() and bond.GetEndAtom().GetIsAromatic()
+        if bond.GetIsAromatic() and not ends_aromatic:
             # e.g. SDF bond type 4 on a ring RDKit does not perceive as aromatic: no valid Kekulé structure
             raise InputError(
                 source,
