@@ -67,3 +67,47 @@ def prepare(
     )
     if not report.prepared:
         raise InputError(data_dir, "no complex could be prepared")
+
+
+@main.command()
+@click.option(
+    "--config", "config_path", required=True, type=click.Path(path_type=Path), help="Experiment YAML."
+)
+@click.option("--resume", type=click.Path(path_type=Path), help="Checkpoint to continue from.")
+@click.option(
+    "--device", help="cuda, cuda:1 or cpu [default: cuda if available]. Under torchrun: one GPU a process."
+)
+@click.option(
+    "--init-from",
+    type=click.Path(path_type=Path),
+    help="Network folder to warm-start from (e.g. checkpoints/disco_small) instead of --resume.",
+)
+@click.option("--max-wall-minutes", type=float, help="Override the config's time budget of this run.")
+def train(
+    config_path: Path,
+    resume: Path | None,
+    init_from: Path | None,
+    device: str | None,
+    max_wall_minutes: float | None,
+) -> None:
+    """Train a stage (score or prior) of an experiment; runs under torchrun for several GPUs."""
+    import dataclasses
+
+    from discodock.training.config import load_experiment
+    from discodock.training.trainer import train as run_training
+
+    if not config_path.is_file():
+        raise InputError(config_path, "config file not found")
+    if resume is not None and not resume.is_file():
+        raise InputError(resume, "checkpoint not found")
+    if init_from is not None and not init_from.is_dir():
+        raise InputError(init_from, "network folder not found")
+    experiment = load_experiment(config_path)
+    if max_wall_minutes is not None:
+        budget = dataclasses.replace(experiment.train, max_wall_minutes=max_wall_minutes)
+        experiment = dataclasses.replace(experiment, train=budget)
+    summary = run_training(experiment, resume=resume, device=device, init_from=init_from)
+    click.echo(
+        f"stage {summary.stage}: {summary.steps} steps ({summary.epochs:.2f} epochs), stopped on "
+        f"{summary.stop_reason} after {summary.wall_seconds:.0f} s; checkpoint {summary.checkpoint}"
+    )

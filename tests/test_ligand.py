@@ -13,8 +13,6 @@ from rdkit import Chem
 from rdkit.Chem import rdDepictor
 
 from discodock.data.ligand import (
-    ATOM_FEATURE_CARDINALITIES,
-    ATOM_FEATURE_NAMES,
     BOND_TYPES,
     atom_features,
     bond_graph,
@@ -24,6 +22,7 @@ from discodock.data.ligand import (
     read_ligands,
     with_hydrogens,
 )
+from discodock.data.vocabulary import ATOM_FEATURE_CARDINALITIES, ATOM_FEATURE_NAMES
 from discodock.errors import InputError
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "examples"

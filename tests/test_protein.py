@@ -15,12 +15,8 @@ import numpy as np
 import pytest
 
 from discodock.data import protein as protein_module
-from discodock.data.protein import (
-    NUM_RESIDUE_TYPES,
-    STANDARD_RESIDUES,
-    UNKNOWN_RESIDUE_TYPE,
-    read_protein,
-)
+from discodock.data.protein import read_protein
+from discodock.data.vocabulary import NUM_RESIDUE_TYPES, STANDARD_RESIDUES, UNKNOWN_RESIDUE_TYPE
 from discodock.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]

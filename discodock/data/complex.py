@@ -92,6 +92,37 @@ class ComplexData:
         return int(self.torsion_edges.shape[0])
 
 
+@dataclass(frozen=True)
+class ReceptorFeatures:
+    """The receptor part of a :class:`ComplexData`, computed once per protein and shared by every ligand
+    featurized against it (one receptor, many ligands).
+
+    Attributes
+    ----------
+    frame_origin
+        ``float[3]``: origin of the protein-centred frame in input coordinates (by default the C-alpha
+        centroid), in the precision it was computed in.
+    residue_types, residue_pos, residue_frame
+        As in :class:`ComplexData`; ``residue_pos`` is relative to ``frame_origin``.
+    """
+
+    frame_origin: np.ndarray
+    residue_types: np.ndarray
+    residue_pos: np.ndarray
+    residue_frame: np.ndarray
+
+
+def featurize_receptor(protein: Protein, center: np.ndarray | None = None) -> ReceptorFeatures:
+    """Receptor arrays in the frame whose origin is ``center`` (default: the C-alpha centroid)."""
+    frame_origin = protein.ca.mean(axis=0) if center is None else np.asarray(center, dtype=np.float64)
+    return ReceptorFeatures(
+        frame_origin=frame_origin,
+        residue_types=protein.residue_types.astype(np.int64),
+        residue_pos=np.asarray(protein.ca - frame_origin, dtype=np.float32),
+        residue_frame=np.asarray(protein.local_frame(), dtype=np.float32),
+    )
+
+
 def featurize_complex(
     name: str,
     protein: Protein,
@@ -124,7 +155,34 @@ def featurize_complex(
     -------
     ComplexData
     """
-    frame_origin = protein.ca.mean(axis=0) if center is None else np.asarray(center, dtype=np.float64)
+    receptor = featurize_receptor(protein, center)
+    return featurize_with_receptor(name, receptor, ligand, seed=seed, use_ligand_pose=use_ligand_pose)
+
+
+def featurize_with_receptor(
+    name: str,
+    receptor: ReceptorFeatures,
+    ligand: Chem.Mol,
+    *,
+    seed: int = 0,
+    use_ligand_pose: bool = True,
+) -> ComplexData:
+    """Featurize a heavy-atom ligand against already featurized receptor arrays.
+
+    Parameters
+    ----------
+    name
+        Identifier stored with the complex.
+    receptor
+        From :func:`featurize_receptor`; its arrays are shared, not copied.
+    ligand, seed, use_ligand_pose
+        As in :func:`featurize_complex`.
+
+    Returns
+    -------
+    ComplexData
+    """
+    frame_origin = receptor.frame_origin
     bond_index, bond_types = bond_graph(ligand)
     torsion_edges, mask_rotate = rotatable_bonds(bond_index, ligand.GetNumAtoms())
     conformer = generate_conformer(ligand, seed=seed)
@@ -146,9 +204,9 @@ def featurize_complex(
         name=name,
         smiles=canonical_smiles(ligand),
         center=as_f32(frame_origin),
-        residue_types=protein.residue_types.astype(np.int64),
-        residue_pos=as_f32(protein.ca - frame_origin),
-        residue_frame=as_f32(protein.local_frame()),
+        residue_types=receptor.residue_types,
+        residue_pos=receptor.residue_pos,
+        residue_frame=receptor.residue_frame,
         atom_features=atom_features(ligand),
         bond_index=bond_index,
         bond_types=bond_types,

@@ -44,8 +44,21 @@ from pathlib import Path
 
 import numpy as np
 from rdkit import Chem, rdBase
-from rdkit.Chem.rdchem import BondType, ChiralType, HybridizationType
+from rdkit.Chem.rdchem import BondType
 
+from discodock.data.vocabulary import (
+    ATOM_FEATURE_CARDINALITIES,
+    ATOMIC_NUMBERS,
+    CHIRAL_TAGS,
+    DEGREES,
+    FORMAL_CHARGES,
+    HYBRIDISATIONS,
+    HYDROGEN_COUNTS,
+    IMPLICIT_VALENCES,
+    RADICAL_ELECTRON_COUNTS,
+    RING_COUNTS,
+    RING_SIZES,
+)
 from discodock.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -66,56 +79,6 @@ _SDF_RECORD_SEPARATOR = re.compile(r"^\$\$\$\$[^\n]*(?:\n|$)", flags=re.MULTILIN
 
 BOND_TYPES: tuple[BondType, ...] = (BondType.SINGLE, BondType.DOUBLE, BondType.TRIPLE, BondType.AROMATIC)
 """RDKit bond type of each bond-type index of :func:`bond_graph`; other types are refused on reading."""
-
-# Vocabularies of the categorical atom features (method.md §2.2). A value outside a vocabulary is mapped to
-# one extra "misc" category at index len(vocabulary); for chirality that category is CHI_OTHER, i.e. every
-# tag other than unspecified / clockwise / counter-clockwise tetrahedral.
-_ATOMIC_NUMBERS = tuple(range(1, 119))
-_CHIRAL_TAGS = (ChiralType.CHI_UNSPECIFIED, ChiralType.CHI_TETRAHEDRAL_CW, ChiralType.CHI_TETRAHEDRAL_CCW)
-_DEGREES = tuple(range(11))
-_FORMAL_CHARGES = tuple(range(-5, 6))
-_IMPLICIT_VALENCES = tuple(range(7))
-_HYDROGEN_COUNTS = tuple(range(9))
-_RADICAL_ELECTRON_COUNTS = tuple(range(5))
-_HYBRIDISATIONS = (
-    HybridizationType.SP,
-    HybridizationType.SP2,
-    HybridizationType.SP3,
-    HybridizationType.SP3D,
-    HybridizationType.SP3D2,
-)
-_RING_COUNTS = tuple(range(7))
-_RING_SIZES = (3, 4, 5, 6, 7, 8)
-
-ATOM_FEATURE_NAMES: tuple[str, ...] = (
-    "atomic_number",
-    "chirality",
-    "total_degree",
-    "formal_charge",
-    "implicit_valence",
-    "total_hydrogens",
-    "radical_electrons",
-    "hybridisation",
-    "aromatic",
-    "ring_count",
-    *(f"in_ring_of_size_{size}" for size in _RING_SIZES),
-)
-"""Name of each column of :func:`atom_features`."""
-
-ATOM_FEATURE_CARDINALITIES: tuple[int, ...] = (
-    len(_ATOMIC_NUMBERS) + 1,
-    len(_CHIRAL_TAGS) + 1,
-    len(_DEGREES) + 1,
-    len(_FORMAL_CHARGES) + 1,
-    len(_IMPLICIT_VALENCES) + 1,
-    len(_HYDROGEN_COUNTS) + 1,
-    len(_RADICAL_ELECTRON_COUNTS) + 1,
-    len(_HYBRIDISATIONS) + 1,
-    2,
-    len(_RING_COUNTS) + 1,
-    *(2 for _ in _RING_SIZES),
-)
-"""Number of categories of each column of :func:`atom_features`: 119, 4, 12, 12, 8, 10, 6, 6, 2, 8, 2×6."""
 
 
 def read_ligands(source: str | Path) -> list[Chem.Mol]:
@@ -211,17 +174,17 @@ def atom_features(mol: Chem.Mol) -> np.ndarray:
         hydrogens = atom.GetTotalNumHs()
         rows.append(
             [
-                _category(atom.GetAtomicNum(), _ATOMIC_NUMBERS),
-                _category(atom.GetChiralTag(), _CHIRAL_TAGS),
-                _category(atom.GetTotalDegree(), _DEGREES),
-                _category(atom.GetFormalCharge(), _FORMAL_CHARGES),
-                _category(hydrogens, _IMPLICIT_VALENCES),
-                _category(hydrogens, _HYDROGEN_COUNTS),
-                _category(atom.GetNumRadicalElectrons(), _RADICAL_ELECTRON_COUNTS),
-                _category(atom.GetHybridization(), _HYBRIDISATIONS),
+                _category(atom.GetAtomicNum(), ATOMIC_NUMBERS),
+                _category(str(atom.GetChiralTag()), CHIRAL_TAGS),
+                _category(atom.GetTotalDegree(), DEGREES),
+                _category(atom.GetFormalCharge(), FORMAL_CHARGES),
+                _category(hydrogens, IMPLICIT_VALENCES),
+                _category(hydrogens, HYDROGEN_COUNTS),
+                _category(atom.GetNumRadicalElectrons(), RADICAL_ELECTRON_COUNTS),
+                _category(str(atom.GetHybridization()), HYBRIDISATIONS),
                 int(atom.GetIsAromatic()),
-                _category(ring_info.NumAtomRings(index), _RING_COUNTS),
-                *(int(ring_info.IsAtomInRingOfSize(index, size)) for size in _RING_SIZES),
+                _category(ring_info.NumAtomRings(index), RING_COUNTS),
+                *(int(ring_info.IsAtomInRingOfSize(index, size)) for size in RING_SIZES),
             ]
         )
     return np.asarray(rows, dtype=np.int64).reshape(mol.GetNumAtoms(), len(ATOM_FEATURE_CARDINALITIES))

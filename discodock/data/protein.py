@@ -32,37 +32,8 @@ from Bio.PDB.PDBExceptions import PDBConstructionException, PDBConstructionWarni
 from Bio.PDB.Residue import Residue
 from Bio.PDB.Structure import Structure
 
+from discodock.data.vocabulary import STANDARD_RESIDUES, UNKNOWN_RESIDUE_TYPE
 from discodock.errors import InputError
-
-STANDARD_RESIDUES: tuple[str, ...] = (
-    "ALA",
-    "ARG",
-    "ASN",
-    "ASP",
-    "CYS",
-    "GLN",
-    "GLU",
-    "GLY",
-    "HIS",
-    "ILE",
-    "LEU",
-    "LYS",
-    "MET",
-    "PHE",
-    "PRO",
-    "SER",
-    "THR",
-    "TRP",
-    "TYR",
-    "VAL",
-)
-"""Three-letter codes of the 20 standard amino acids; a residue's type is its index here."""
-
-UNKNOWN_RESIDUE_TYPE = len(STANDARD_RESIDUES)
-"""Type of a residue with N, CA and C atoms whose name is neither standard nor an alias (e.g. SEP, TPO)."""
-
-NUM_RESIDUE_TYPES = UNKNOWN_RESIDUE_TYPE + 1
-"""Number of residue-type classes: the 20 standard amino acids and unknown."""
 
 RESIDUE_ALIASES: dict[str, str] = {
     "MSE": "MET",

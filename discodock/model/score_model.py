@@ -38,8 +38,7 @@ from torch import Tensor, nn
 
 from discodock.data.batch import ComplexBatch
 from discodock.data.graphs import radius, radius_graph
-from discodock.data.ligand import ATOM_FEATURE_CARDINALITIES
-from discodock.data.protein import NUM_RESIDUE_TYPES
+from discodock.data.vocabulary import ATOM_FEATURE_CARDINALITIES, NUM_RESIDUE_TYPES
 from discodock.geometry.so3 import igso3_score_norm
 from discodock.geometry.torus import torus_score_second_moment
 from discodock.model.config import ScoreModelConfig

@@ -1,0 +1,223 @@
+"""Training hyperparameters and the experiment file that holds them (method.md §1.5, §3.6–3.7).
+
+An experiment is one YAML file with two sections::
+
+    model: small.yaml          # a model config file (relative to this file), or the mapping itself
+    train:
+      stage: score
+      train_cache: cache/train.cache.pt
+      batch_size: 16
+      validation: {every_steps: 500, complexes: 100}
+
+``model`` is a :class:`~discodock.model.config.ModelConfig`, ``train`` a :class:`TrainConfig`; both are
+read by the generic :func:`~discodock.model.config.dataclass_from_dict` (omitted keys keep their
+defaults, unknown keys are errors). Relative paths inside ``train`` are taken as given (relative to
+the working directory).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from discodock.diffusion.loss import LossWeights
+from discodock.errors import InputError
+from discodock.model.config import ModelConfig, dataclass_from_dict
+
+STAGES = ("score", "prior")
+"""Stages :func:`discodock.training.trainer.train` can run (a ``confidence`` stage is planned)."""
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    """Periodic validation on held-out complexes.
+
+    Score stage: dock the first ``complexes`` complexes of the validation cache, ``samples`` times each,
+    by ``inference_steps``-step reverse diffusion with the EMA score network and oracle tokens from the
+    encoder, and report the share with (plain, unaligned) RMSD to the crystal pose below 2 Å, plus the
+    denoising loss on the same complexes. Prior stage: cross-entropy and accuracy of the prior against
+    the encoder's tokens on those complexes.
+
+    Attributes
+    ----------
+    every_steps
+        Validate after every this many optimiser steps (0: never).
+    complexes
+        Validation complexes used (the first ones of the validation cache; at most all of them).
+    samples
+        Poses sampled per complex.
+    inference_steps
+        Reverse-diffusion steps (20).
+    graphs_per_batch
+        Graphs (complex copies) per sampling batch; bounds memory.
+    pocket_jitter
+        If set, the translation prior is centred on a pocket centre (crystal centroid + ``N(0, jitter²)``
+        Å) instead of the protein centre: pocket-docking success, a quicker signal than blind docking.
+    """
+
+    every_steps: int = 500
+    complexes: int = 500
+    samples: int = 1
+    inference_steps: int = 20
+    graphs_per_batch: int = 64
+    pocket_jitter: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.every_steps < 0 or self.complexes < 1 or self.samples < 1 or self.inference_steps < 1:
+            raise ValueError("validation needs every_steps ≥ 0 and complexes, samples, inference_steps ≥ 1")
+        if self.graphs_per_batch < 1:
+            raise ValueError(f"graphs_per_batch must be ≥ 1, got {self.graphs_per_batch}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train one stage.
+
+    Attributes
+    ----------
+    stage
+        ``"score"``: denoiser and latent encoder jointly (method.md §3.6); ``"prior"``: the
+        autoregressive prior on a trained score stage (§3.7).
+    train_cache, val_cache
+        :class:`~discodock.data.cache.ComplexCache` files; ``val_cache`` empty disables validation.
+    score_weights
+        Prior stage only: the weights file of the trained score stage (its raw, non-EMA score network
+        initialises the prior's trunk; its encoder provides the targets).
+    batch_size
+        Complexes per optimiser step, summed over all processes.
+    lr
+        Adam learning rate (no weight decay).
+    ema_decay
+        EMA decay of the score network (score stage).
+    time_alpha, time_beta
+        Training times ``t ~ Beta(α, β)``.
+    loss_weights
+        Translation, rotation and torsion loss weights.
+    scheduler_factor, scheduler_patience, scheduler_min_lr_fraction
+        ReduceLROnPlateau on the best-so-far validation metric: factor 0.7, patience counted in
+        validations, minimum learning rate ``lr × fraction``.
+    max_steps, max_epochs
+        Stop after this many optimiser steps / passes over the training set (0: no limit).
+    max_wall_minutes
+        Stop cleanly (with a checkpoint) before this much wall time has passed since the start of
+        :func:`~discodock.training.trainer.train` (0: no limit).
+    log_every_steps
+        Write a training log line (losses averaged over the window) every this many steps.
+    checkpoint_every_steps
+        Write the resume checkpoint and the weights file every this many steps (0: only at the end).
+    seed
+        Seed of initialisation, data order and noise.
+    log_path
+        JSON-lines log file (appended to).
+    checkpoint_dir
+        Folder of ``last.pt`` (resume), ``weights.pt`` and ``best_weights.pt``.
+    allow_tf32
+        Allow TF32 matrix products on CUDA (faster, slightly less precise).
+    validation
+        See :class:`ValidationConfig`.
+    """
+
+    stage: str = "score"
+    train_cache: str = ""
+    val_cache: str = ""
+    score_weights: str = ""
+    batch_size: int = 16
+    lr: float = 1e-3
+    ema_decay: float = 0.999
+    time_alpha: float = 2.0
+    time_beta: float = 1.0
+    loss_weights: LossWeights = field(default_factory=LossWeights)
+    scheduler_factor: float = 0.7
+    scheduler_patience: int = 6
+    scheduler_min_lr_fraction: float = 0.01
+    max_steps: int = 0
+    max_epochs: float = 0.0
+    max_wall_minutes: float = 0.0
+    log_every_steps: int = 10
+    checkpoint_every_steps: int = 1000
+    seed: int = 0
+    log_path: str = "runs/train.jsonl"
+    checkpoint_dir: str = "runs/checkpoints"
+    allow_tf32: bool = True
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+
+    def __post_init__(self) -> None:
+        if self.stage not in STAGES:
+            raise ValueError(f"stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
+        if not self.train_cache:
+            raise ValueError("train_cache is required")
+        if self.stage == "prior" and not self.score_weights:
+            raise ValueError("the prior stage needs score_weights (weights file of the score stage)")
+        if self.batch_size < 1 or self.log_every_steps < 1:
+            raise ValueError("batch_size and log_every_steps must be ≥ 1")
+        if (
+            self.max_steps < 0
+            or self.max_epochs < 0
+            or self.max_wall_minutes < 0
+            or self.checkpoint_every_steps < 0
+        ):
+            raise ValueError("max_steps, max_epochs, max_wall_minutes and checkpoint_every_steps must be ≥ 0")
+        if not (self.lr > 0 and 0 <= self.ema_decay < 1 and 0 < self.scheduler_factor < 1):
+            raise ValueError("need lr > 0, 0 ≤ ema_decay < 1 and 0 < scheduler_factor < 1")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """One experiment: the networks and how to train them."""
+
+    model: ModelConfig
+    train: TrainConfig
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dicts (the inverse of :func:`experiment_from_dict`), for checkpoints and logs."""
+        return dataclasses.asdict(self)
+
+
+def experiment_from_dict(data: dict[str, Any]) -> ExperimentConfig:
+    """Build an :class:`ExperimentConfig` from plain dicts (``{"model": {...}, "train": {...}}``).
+
+    Raises
+    ------
+    ValueError
+        On a missing section, an unknown key or an invalid value (naming the dotted key).
+    """
+    missing = [section for section in ("model", "train") if section not in data]
+    if missing:
+        raise ValueError(f"{missing[0]}: section missing")
+    return dataclass_from_dict(ExperimentConfig, data)
+
+
+def load_experiment(path: str | Path) -> ExperimentConfig:
+    """Read an experiment YAML file (see the module docstring).
+
+    ``model`` may name a model config file, relative to the experiment file's folder.
+
+    Raises
+    ------
+    InputError
+        If a file is missing or not valid YAML, or the config is invalid.
+    """
+    path = Path(path)
+    data = _read_yaml(path)
+    if not isinstance(data, dict):
+        raise InputError(path, "expected a mapping with sections model and train")
+    if isinstance(data.get("model"), str):
+        model_path = path.parent / data["model"]
+        data = {**data, "model": _read_yaml(model_path) or {}}
+    try:
+        return experiment_from_dict(data)
+    except ValueError as error:
+        raise InputError(path, str(error)) from None
+
+
+def _read_yaml(path: Path) -> Any:
+    if not path.is_file():
+        raise InputError(path, "config file not found")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise InputError(path, f"not valid YAML ({error})") from None

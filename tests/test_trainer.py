@@ -1,0 +1,270 @@
+"""Training runs of the tiny networks on two real complexes (CPU, one thread for reproducibility)."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from discodock.data.batch import collate
+from discodock.data.cache import ComplexCache
+from discodock.diffusion.sampler import prior_input_batch
+from discodock.model.config import load_config
+from discodock.model.latent_encoder import LatentEncoder
+from discodock.model.latents import TokenLogits
+from discodock.model.score_model import ScoreModel
+from discodock.training.checkpoint import load_payload, load_training_state, load_weights, save_weights
+from discodock.training.config import ExperimentConfig, TrainConfig, ValidationConfig, load_experiment
+from discodock.training.trainer import PriorStage, ProcessGroup, TrainingSummary, complex_logits, train
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def cache_path(example_cache: ComplexCache, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The two small example complexes (6k05, 6moa) as a cache file."""
+    path = tmp_path_factory.mktemp("cache") / "two.cache.pt"
+    example_cache.subset([example_cache.names.index(name) for name in ("6k05", "6moa")]).save(path)
+    return path
+
+
+def tiny_experiment(cache_path: Path, out: Path, dropout: float = 0.1, **train: Any) -> ExperimentConfig:
+    model = load_config(REPO / "configs" / "tiny.yaml")
+    model = dataclasses.replace(
+        model,
+        score=dataclasses.replace(model.score, dropout=dropout),
+        encoder=dataclasses.replace(model.encoder, dropout=dropout),
+    )
+    settings = TrainConfig(
+        train_cache=str(cache_path),
+        batch_size=4,
+        log_every_steps=1,
+        checkpoint_every_steps=0,
+        log_path=str(out / "train.jsonl"),
+        checkpoint_dir=str(out),
+        validation=ValidationConfig(every_steps=0),
+    )
+    return ExperimentConfig(model=model, train=dataclasses.replace(settings, **train))
+
+
+def quiet_train(experiment: ExperimentConfig, resume: Path | None = None) -> TrainingSummary:
+    with contextlib.redirect_stdout(io.StringIO()):
+        return train(experiment, resume=resume, device="cpu")
+
+
+def log_records(out: Path, event: str) -> list[dict[str, Any]]:
+    lines = (out / "train.jsonl").read_text().splitlines()
+    return [record for record in map(json.loads, lines) if record["event"] == event]
+
+
+def assert_same_tensors(first: Any, second: Any) -> None:
+    """Nested dicts/lists of tensors and plain values are identical (tensors bitwise)."""
+    if isinstance(first, torch.Tensor):
+        assert torch.equal(first, second)
+    elif isinstance(first, dict):
+        assert first.keys() == second.keys()
+        for key in first:
+            assert_same_tensors(first[key], second[key])
+    elif isinstance(first, (list, tuple)):
+        assert len(first) == len(second)
+        for a, b in zip(first, second, strict=True):
+            assert_same_tensors(a, b)
+    else:
+        assert first == second
+
+
+def test_experiment_files_load() -> None:
+    for name in ("train_tiny.yaml", "train_small.yaml", "train_small_nolatent.yaml"):
+        experiment = load_experiment(REPO / "configs" / name)
+        assert experiment.train.stage == "score"
+    assert load_experiment(REPO / "configs" / "train_small_nolatent.yaml").model.score.latent_tokens == 0
+
+
+def test_tiny_model_cuts_its_loss(cache_path: Path, tmp_path: Path) -> None:
+    """120 steps of 4 complexes (~40 s): the translation term falls clearly, the total falls.
+
+    Rotation and torsion terms barely move in so few steps; the translation score (where the pocket
+    is) is what a tiny network learns first.
+    """
+    experiment = tiny_experiment(cache_path, tmp_path, dropout=0.0, lr=1e-2, max_steps=120, seed=0)
+    summary = quiet_train(experiment)
+    assert summary.steps == 120 and summary.stop_reason == "max_steps"
+    records = log_records(tmp_path, "train")
+    assert [r["step"] for r in records] == list(range(1, 121))
+
+    def mean(key: str, part: slice) -> float:
+        values = [r[key] for r in records[part]]
+        return sum(values) / len(values)
+
+    first, last = slice(0, 10), slice(-10, None)
+    assert mean("tr", first) / mean("tr", last) > 1.5
+    assert mean("loss", first) > mean("loss", last)
+    assert Path(summary.checkpoint).is_file() and Path(summary.weights).is_file()
+
+
+def test_resumed_run_equals_an_uninterrupted_one(cache_path: Path, tmp_path: Path) -> None:
+    validation = ValidationConfig(every_steps=2, complexes=2, samples=2, inference_steps=2)
+    common = {"checkpoint_every_steps": 2, "val_cache": str(cache_path), "validation": validation, "seed": 3}
+    whole = quiet_train(tiny_experiment(cache_path, tmp_path / "whole", max_steps=4, **common))
+    quiet_train(tiny_experiment(cache_path, tmp_path / "first", max_steps=2, **common))
+    resumed = quiet_train(
+        tiny_experiment(cache_path, tmp_path / "second", max_steps=4, **common),
+        resume=tmp_path / "first" / "last.pt",
+    )
+    assert whole.steps == resumed.steps == 4
+    expected, actual = load_payload(whole.checkpoint), load_payload(resumed.checkpoint)
+    resume_keys = ("step", "stage", "optimizer", "scheduler", "data_order", "rng", "best_metric")
+    for key in (*resume_keys, "last_validation"):
+        assert_same_tensors(expected[key], actual[key])
+    whole_losses = [r["loss"] for r in log_records(tmp_path / "whole", "train")[2:]]
+    resumed_losses = [r["loss"] for r in log_records(tmp_path / "second", "train")]
+    assert whole_losses == resumed_losses
+    assert log_records(tmp_path / "second", "validation")[-1] == {
+        **log_records(tmp_path / "whole", "validation")[-1],
+        "seconds": log_records(tmp_path / "second", "validation")[-1]["seconds"],
+    }
+
+
+def test_warm_start_from_a_network_folder_continues_the_networks(cache_path: Path, tmp_path: Path) -> None:
+    """The committed form of a run (one file per network + training_state.json) restarts training."""
+    first = quiet_train(tiny_experiment(cache_path, tmp_path / "first", max_steps=3, seed=1))
+    folder = Path(first.checkpoint).parent / "networks"
+    assert load_training_state(folder)["steps"] == 3
+    _, saved = load_weights(folder)
+    assert set(saved) == {"score_model", "score_model_ema", "encoder"}
+
+    # one more step at a vanishing learning rate: the parameters must come back unchanged
+    experiment = tiny_experiment(cache_path, tmp_path / "second", max_steps=4, seed=2, lr=1e-30)
+    with contextlib.redirect_stdout(io.StringIO()):
+        warm = train(experiment, device="cpu", init_from=folder)
+    assert warm.steps == 4
+    assert [r["step"] for r in log_records(tmp_path / "second", "train")] == [4]
+    assert log_records(tmp_path / "second", "start")[0]["warm_started_from"] == str(folder)
+    second_folder = Path(warm.checkpoint).parent / "networks"
+    assert load_training_state(second_folder)["steps"] == 4
+    _, continued = load_weights(second_folder)
+    for name in ("score_model", "encoder"):
+        for key, value in saved[name].items():
+            if "running" not in key and "num_batches" not in key:  # batch-norm statistics do move
+                assert torch.equal(value, continued[name][key]), (name, key)
+
+
+def test_run_stops_cleanly_at_its_time_budget(cache_path: Path, tmp_path: Path) -> None:
+    budget_minutes = 0.12
+    summary = quiet_train(
+        tiny_experiment(cache_path, tmp_path, max_steps=100_000, max_wall_minutes=budget_minutes)
+    )
+    assert summary.stop_reason == "time_budget"
+    assert 0 < summary.steps < 100_000
+    assert summary.wall_seconds < 60 * budget_minutes
+    assert load_payload(summary.checkpoint)["step"] == summary.steps
+    assert log_records(tmp_path, "stop")[-1]["reason"] == "time_budget"
+
+
+def prior_experiment(cache_path: Path, out: Path, frozen_trunk_epochs: int) -> ExperimentConfig:
+    """Prior stage on a freshly initialised score stage, whose weights file is written to ``out``."""
+    experiment = tiny_experiment(cache_path, out, stage="prior", score_weights=str(out / "score.pt"))
+    prior = dataclasses.replace(experiment.model.prior, frozen_trunk_epochs=frozen_trunk_epochs)
+    experiment = dataclasses.replace(experiment, model=dataclasses.replace(experiment.model, prior=prior))
+    torch.manual_seed(5)
+    score_model = ScoreModel(experiment.model.score)
+    encoder = LatentEncoder(experiment.model.encoder, experiment.model.score.latent_tokens)
+    save_weights(out / "score.pt", experiment.to_dict(), {"score_model": score_model, "encoder": encoder})
+    return experiment
+
+
+def test_prior_stage_unfreezes_its_trunk_after_the_frozen_epochs_and_resumes(
+    cache_path: Path, tmp_path: Path
+) -> None:
+    # Two complexes and batch 2: one epoch per step; the trunk is frozen during the first epoch only.
+    base = prior_experiment(cache_path, tmp_path, frozen_trunk_epochs=1)
+
+    def run(out: str, steps: int, resume: Path | None = None) -> TrainingSummary:
+        settings = dataclasses.replace(
+            base.train,
+            batch_size=2,
+            max_steps=steps,
+            log_path=str(tmp_path / out / "train.jsonl"),
+            checkpoint_dir=str(tmp_path / out),
+        )
+        return quiet_train(dataclasses.replace(base, train=settings), resume=resume)
+
+    # Trunk parameters (batch-norm running statistics are buffers and keep adapting while frozen).
+    names = [name for name, _ in ScoreModel(base.model.score).trunk.named_parameters()]
+
+    def trunk(path: str | Path, network: str) -> dict[str, torch.Tensor]:
+        _, state = load_weights(path)
+        return {name: state[network][f"trunk.{name}"] for name in names}
+
+    initial = trunk(tmp_path / "score.pt", "score_model")
+    frozen = run("frozen", 1)
+    assert_same_tensors(trunk(frozen.weights, "prior"), initial)
+    resumed = run("resumed", 3, resume=Path(frozen.checkpoint))
+    whole = run("whole", 3)
+    assert [r["step"] for r in log_records(tmp_path / "whole", "trainable_parameters_changed")] == [1]
+    changed = trunk(resumed.weights, "prior")["network.ligand_node_input.weight"]
+    assert not torch.equal(changed, initial["network.ligand_node_input.weight"])
+    assert_same_tensors(load_payload(whole.checkpoint)["stage"], load_payload(resumed.checkpoint)["stage"])
+
+
+def test_prior_stage_learns_fixed_token_targets(cache_path: Path, tmp_path: Path) -> None:
+    experiment = prior_experiment(cache_path, tmp_path, frozen_trunk_epochs=0)
+    _, state_dicts = load_weights(tmp_path / "score.pt")
+    encoder = LatentEncoder(experiment.model.encoder, experiment.model.score.latent_tokens).eval()
+    encoder.load_state_dict(state_dicts["encoder"])
+    cache = ComplexCache.load(cache_path)
+    stage = PriorStage(experiment, ProcessGroup(0, 1, torch.device("cpu")), cache, None)
+
+    # The cached encoder logits line up with a batch of any complexes, repeated or reordered.
+    index = torch.tensor([1, 0, 1])
+    gathered = complex_logits(cache, stage.train_logits, index)
+    with torch.no_grad():
+        direct = encoder(collate(cache, index))
+    torch.testing.assert_close(gathered.ligand, direct.ligand)
+    torch.testing.assert_close(gathered.residue, direct.residue)
+
+    # Fixed, sharply peaked targets: token 0 on ligand atom 2, token 1 on residue 7 of every complex.
+    ligand = torch.full((int(cache.counts[:, 1].sum()), 2), -20.0)
+    residue = torch.full((int(cache.counts[:, 0].sum()), 2), -20.0)
+    ligand[cache.offsets("atoms") + 2, 0] = 20.0
+    residue[cache.offsets("residues") + 7, 1] = 20.0
+    stage.train_logits = TokenLogits(ligand, residue)
+
+    batch = collate(cache, [0, 1, 0, 1])
+    optimizer = torch.optim.Adam(stage.trainable_parameters(), lr=1e-2)
+    generator = torch.Generator().manual_seed(0)
+    losses = []
+    for _ in range(40):
+        loss = stage.loss(batch, generator)["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    assert sum(losses[-5:]) < 0.25 * sum(losses[:5])
+
+    stage.prior.eval()
+    with torch.no_grad():
+        inputs = prior_input_batch(batch, generator)
+        decoded = stage.prior.sample(inputs, logit_multiplier=100.0)  # greedy decoding
+        first_token = stage.prior.log_probs(inputs, decoded, 0).ligand[:, 0].exp()
+    atoms_per_graph = torch.bincount(inputs.atom_graph)
+    expected = torch.stack([torch.full_like(atoms_per_graph, 2), atoms_per_graph + 7], dim=1)
+    assert torch.equal(decoded.token_nodes(inputs), expected)
+    first_atom = torch.cumsum(atoms_per_graph, 0) - atoms_per_graph
+    local_atom = torch.arange(len(inputs.atom_graph)) - first_atom[inputs.atom_graph]
+    assert (first_token[local_atom == 2] > 0.5).all()
