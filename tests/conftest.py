@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from discodock.data.cache import ComplexCache
 from discodock.data.complex import ComplexData
 from discodock.data.layout import find_complexes
+from discodock.model.config import ModelConfig, load_config
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "data" / "examples"
@@ -27,3 +30,24 @@ def example_complexes() -> list[ComplexData]:
 @pytest.fixture(scope="session")
 def example_cache(example_complexes: list[ComplexData]) -> ComplexCache:
     return ComplexCache.from_complexes(example_complexes)
+
+
+@pytest.fixture(scope="session")
+def cache(example_cache: ComplexCache) -> ComplexCache:
+    """The two quickest example complexes (6k05, 6moa; ~108 residues each) for network tests."""
+    return example_cache.subset([example_cache.names.index(name) for name in ("6k05", "6moa")])
+
+
+@pytest.fixture
+def float64() -> Iterator[None]:
+    """Run the test with float64 as torch's default dtype (equivariance checks to tight tolerances)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
+@pytest.fixture
+def config() -> ModelConfig:
+    """The ``tiny`` model configuration."""
+    return load_config(REPO / "configs" / "tiny.yaml")

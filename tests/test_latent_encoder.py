@@ -10,34 +10,12 @@ import torch
 
 from discodock.data.batch import ComplexBatch, collate
 from discodock.data.cache import ComplexCache
-from discodock.data.layout import complex_files
-from discodock.model.config import ModelConfig, load_config
+from discodock.model.config import ModelConfig
 from discodock.model.latent_encoder import LatentEncoder
 from discodock.model.latents import TokenLogits, gumbel_softmax_tokens
 from discodock.model.score_model import ScoreModel
-from discodock.prepare import prepare_complex
 
 REPO = Path(__file__).resolve().parents[1]
-SMALL_EXAMPLES = ("6k05", "6moa")  # the two quickest example complexes to featurize (~108 residues each)
-
-
-@pytest.fixture(scope="module")
-def cache() -> ComplexCache:
-    complexes = [prepare_complex(complex_files(REPO / "data" / "examples" / name)) for name in SMALL_EXAMPLES]
-    return ComplexCache.from_complexes(complexes)
-
-
-@pytest.fixture
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
-@pytest.fixture
-def config() -> ModelConfig:
-    return load_config(REPO / "configs" / "tiny.yaml")
 
 
 def double(batch: ComplexBatch) -> ComplexBatch:

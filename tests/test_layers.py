@@ -24,14 +24,6 @@ from discodock.model.layers import (
 ALL_IRREPS = o3.Irreps("5x0e+3x1o+2x1e+4x0o")
 
 
-@pytest.fixture
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
 def random_orthogonal(generator: torch.Generator, reflect: bool) -> torch.Tensor:
     """A random rotation, times −1 (an improper rotation) when ``reflect``."""
     q, r = torch.linalg.qr(torch.randn(3, 3, generator=generator))

@@ -10,26 +10,12 @@ import torch
 
 from discodock.data.batch import ComplexBatch, collate
 from discodock.data.cache import ComplexCache
-from discodock.data.layout import complex_files
-from discodock.model.config import ModelConfig, load_config
+from discodock.model.config import ModelConfig
 from discodock.model.latents import LatentAssignment, TokenLogits, sample_tokens
 from discodock.model.prior import AutoregressivePrior
 from discodock.model.score_model import ScoreModel
-from discodock.prepare import prepare_complex
 
 REPO = Path(__file__).resolve().parents[1]
-SMALL_EXAMPLES = ("6k05", "6moa")  # the two quickest example complexes to featurize (~108 residues each)
-
-
-@pytest.fixture(scope="module")
-def cache() -> ComplexCache:
-    complexes = [prepare_complex(complex_files(REPO / "data" / "examples" / name)) for name in SMALL_EXAMPLES]
-    return ComplexCache.from_complexes(complexes)
-
-
-@pytest.fixture
-def config() -> ModelConfig:
-    return load_config(REPO / "configs" / "tiny.yaml")
 
 
 def prior_for(config: ModelConfig, seed: int = 0) -> AutoregressivePrior:

@@ -10,30 +10,13 @@ import torch
 
 from discodock.data.batch import ComplexBatch, collate
 from discodock.data.cache import ComplexCache
-from discodock.data.layout import complex_files
 from discodock.errors import InputError
 from discodock.model.config import ModelConfig, ScoreModelConfig, dataclass_from_dict, load_config
 from discodock.model.latents import LatentAssignment, TokenLogits, sample_tokens
 from discodock.model.score_model import ScoreModel, ScoreOutput
-from discodock.prepare import prepare_complex
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
-SMALL_EXAMPLES = ("6k05", "6moa")  # the two quickest example complexes to featurize (~108 residues each)
-
-
-@pytest.fixture(scope="module")
-def cache() -> ComplexCache:
-    complexes = [prepare_complex(complex_files(REPO / "data" / "examples" / name)) for name in SMALL_EXAMPLES]
-    return ComplexCache.from_complexes(complexes)
-
-
-@pytest.fixture
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
 
 
 def double(batch: ComplexBatch) -> ComplexBatch:
