@@ -180,4 +180,3 @@ def restore_rng_state(state: Mapping[str, Any], device: torch.device) -> None:
     random.setstate((version, tuple(internal), gauss_next))
     if device.type == "cuda" and "cuda" in state:
         torch.cuda.set_rng_state(state["cuda"].cpu(), device)
-
