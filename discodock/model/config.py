@@ -2,7 +2,8 @@
 
 :class:`ModelConfig` bundles the three networks of DisCo-DiffDock (method.md §2–3): the score model
 (:class:`ScoreModelConfig`), the latent encoder (:class:`EncoderConfig`) and the autoregressive prior
-(:class:`PriorConfig`). Defaults are the released DisCo-DiffDock-S values (method.md §5).
+(:class:`PriorConfig`), plus the confidence model that ranks sampled poses (:class:`ConfidenceConfig`).
+Defaults are the released DisCo-DiffDock-S values (method.md §5).
 
 YAML files map onto these dataclasses key by key, sections onto nested dataclasses::
 
@@ -179,6 +180,62 @@ class PriorConfig:
 
 
 @dataclass(frozen=True)
+class ConfidenceConfig:
+    """The confidence model: a time-free trunk on a final pose and a pooled logit head (method.md §2.7).
+
+    The network attributes follow DiffDock's confidence model where our coarse-grained trunk allows it
+    (24/6/5, dropout 0.1, head width ``ns`` with batch norm, no head dropout); the last three attributes
+    say how its training poses are made (:class:`~discodock.training.trainer.ConfidenceStage`).
+
+    Attributes
+    ----------
+    ns, nv, num_conv_layers
+        Trunk sizes (24, 6, 5).
+    ligand_radius, receptor_distance_max, distance_embed_dim
+        As in :class:`ScoreModelConfig`.
+    cross_cutoff
+        Å; fixed ligand–residue cutoff, also the range of the cross distance smearing: 20.3, the score
+        model's ``3 σ_tr(0) + 20`` at ``t = 0``, where DiffDock evaluates its confidence model.
+    dropout
+        Dropout probability in the trunk's MLPs.
+    head_hidden_dim, head_dropout
+        Width and dropout of the logit MLP on the pooled ligand scalars (24, 0).
+    max_noise_time
+        Training poses are the matched pose noised at ``t ~ U(0, max_noise_time)``; 0.85 gives about half
+        the poses within 2 Å of the crystal pose under the default schedule (measured on the validation
+        split: 49 %).
+    sampled_pose_fraction
+        Share of training poses sampled instead by a trained score model (``train.score_weights``); 0
+        (the default) uses noised poses only.
+    sampling_steps
+        Reverse-diffusion steps of those sampled poses (20).
+    """
+
+    ns: int = 24
+    nv: int = 6
+    num_conv_layers: int = 5
+    ligand_radius: float = 5.0
+    receptor_distance_max: float = 30.0
+    cross_cutoff: float = 20.3
+    distance_embed_dim: int = 32
+    dropout: float = 0.1
+    head_hidden_dim: int = 24
+    head_dropout: float = 0.0
+    max_noise_time: float = 0.85
+    sampled_pose_fraction: float = 0.0
+    sampling_steps: int = 20
+
+    def __post_init__(self) -> None:
+        _require_positive(self, "ns", "nv", "num_conv_layers", "distance_embed_dim", "head_hidden_dim")
+        _require_positive(self, "ligand_radius", "receptor_distance_max", "cross_cutoff", "sampling_steps")
+        _require_probability(self, "dropout", "head_dropout")
+        if not 0.0 < self.max_noise_time <= 1.0:
+            raise ValueError(f"max_noise_time must lie in (0, 1], got {self.max_noise_time}")
+        if not 0.0 <= self.sampled_pose_fraction <= 1.0:
+            raise ValueError(f"sampled_pose_fraction must lie in [0, 1], got {self.sampled_pose_fraction}")
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """All network hyperparameters of one experiment.
 
@@ -186,11 +243,14 @@ class ModelConfig:
     ----------
     score, encoder, prior
         The three networks' configs. The encoder and the prior use ``score.latent_tokens``.
+    confidence
+        The pose-ranking network's config (trained in a stage of its own, on the score model's schedule).
     """
 
     score: ScoreModelConfig = field(default_factory=ScoreModelConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     prior: PriorConfig = field(default_factory=PriorConfig)
+    confidence: ConfidenceConfig = field(default_factory=ConfidenceConfig)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:

@@ -28,8 +28,8 @@ from discodock.diffusion.loss import LossWeights
 from discodock.errors import InputError
 from discodock.model.config import ModelConfig, dataclass_from_dict
 
-STAGES = ("score", "prior")
-"""Stages :func:`discodock.training.trainer.train` can run (a ``confidence`` stage is planned)."""
+STAGES = ("score", "prior", "confidence")
+"""Stages :func:`discodock.training.trainer.train` can run."""
 
 
 @dataclass(frozen=True)
@@ -81,12 +81,13 @@ class TrainConfig:
     ----------
     stage
         ``"score"``: denoiser and latent encoder jointly (method.md §3.6); ``"prior"``: the
-        autoregressive prior on a trained score stage (§3.7).
+        autoregressive prior on a trained score stage (§3.7); ``"confidence"``: the pose-ranking model.
     train_cache, val_cache
         :class:`~discodock.data.cache.ComplexCache` files; ``val_cache`` empty disables validation.
     score_weights
-        Prior stage only: the weights file of the trained score stage (its raw, non-EMA score network
-        initialises the prior's trunk; its encoder provides the targets).
+        Weights file or network folder of a trained score stage. Prior stage: its raw, non-EMA score
+        network initialises the prior's trunk and its encoder provides the targets. Confidence stage: it
+        docks the training poses when ``confidence.sampled_pose_fraction > 0``.
     batch_size
         Complexes per optimiser step, summed over all processes.
     lr

@@ -1,4 +1,4 @@
-"""Training loop of the score stage and the prior stage, on one device or many (method.md §1.5, §3.6–3.7).
+"""Training loop of the score, prior and confidence stages, on one device or many (method.md §1.5, §2.7, §3).
 
 :func:`train` runs one stage of an experiment (:class:`~discodock.training.config.ExperimentConfig`):
 
@@ -13,9 +13,11 @@
   every training and validation complex once; the prior's trunk is a copy of the trained (raw, non-EMA)
   score network, frozen for the first ``frozen_trunk_epochs`` epochs, after which the optimiser and
   scheduler are rebuilt; the loss is the teacher-forced cross-entropy against the encoder's soft targets.
+* ``confidence``: the pose-ranking classifier, on matched poses noised afresh at every step (optionally
+  mixed with poses docked by trained networks), labels RMSD < 2 Å, binary cross-entropy
+  (:class:`ConfidenceStage`).
 
-A stage is any object with the :class:`TrainingStage` interface; adding the confidence stage means
-writing one more such class and registering it in :data:`STAGE_BUILDERS`.
+A stage is any object with the :class:`TrainingStage` interface, registered in :data:`STAGE_BUILDERS`.
 
 Everything per step runs on the device: the whole cache lives there, batches are tensor gathers
 (:func:`~discodock.data.batch.collate`), all noise comes from one device ``torch.Generator`` per
@@ -41,6 +43,7 @@ import json
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -48,16 +51,18 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch import nn
 
 from discodock.data.batch import ComplexBatch, collate
 from discodock.data.cache import COUNT_COLUMNS, ComplexCache, ragged_rows
 from discodock.diffusion.loss import score_matching_loss
 from discodock.diffusion.noising import noise_batch, sample_pocket_centers
-from discodock.diffusion.sampler import oracle_latents, prior_input_batch, sample_poses
+from discodock.diffusion.sampler import oracle_latents, prior_input_batch, prior_latents, sample_poses
 from discodock.errors import InputError
 from discodock.geometry.pose import graph_mean
-from discodock.model.config import ScoreModelConfig
+from discodock.model.confidence import ConfidenceModel, binary_auroc
+from discodock.model.config import ModelConfig, ScoreModelConfig
 from discodock.model.latent_encoder import LatentEncoder
 from discodock.model.latents import TokenLogits, drop_latents, gumbel_softmax_tokens, sample_tokens
 from discodock.model.prior import AutoregressivePrior
@@ -306,7 +311,7 @@ class LossWindow:
 
 
 class TrainingStage(Protocol):
-    """What the training loop needs from a stage (score, prior, and later confidence).
+    """What the training loop needs from a stage (score, prior, confidence).
 
     Attributes
     ----------
@@ -661,7 +666,208 @@ class PriorStage:
         self.prior.load_state_dict(state_dicts["prior"])
 
 
-STAGE_BUILDERS = {"score": ScoreStage, "prior": PriorStage}
+PoseSampler = Callable[[ComplexBatch, torch.Generator], torch.Tensor]
+"""Docks every graph of a batch: ``(batch, generator) → float[A, 3]`` final poses in the batch's frame."""
+
+
+def trained_pose_sampler(path: str | Path, num_steps: int, device: torch.device) -> PoseSampler:
+    """Reverse diffusion with the trained networks of a weights file or network folder.
+
+    The score network is ``score_model_ema`` (else ``score_model``); the tokens come from ``prior`` when
+    the file holds one (as at inference, method.md §3.8), else from the encoder on the crystal pose
+    (oracle tokens: better poses than inference gives). Sampling uses the file's own model config
+    (schedule, sizes), ``num_steps`` Euler–Maruyama steps, no temperatures and no final-step noise; the
+    receptor graph is the batch's (built with the training experiment's ``model.score`` parameters).
+
+    Raises
+    ------
+    InputError
+        If the file lacks the networks named above.
+    """
+    config, state_dicts = load_weights(path)
+    model_config = ModelConfig.from_dict(config["model"])
+    score_name = next((name for name in ("score_model_ema", "score_model") if name in state_dicts), None)
+    if score_name is None:
+        raise InputError(path, "no score network (score_model_ema.pt or score_model.pt)")
+    score_model = ScoreModel(model_config.score)
+    score_model.load_state_dict(state_dicts[score_name])
+    latent_source = None
+    if model_config.score.latent_tokens:
+        if "prior" in state_dicts:
+            prior = AutoregressivePrior(score_model, model_config.prior)
+            prior.load_state_dict(state_dicts["prior"])
+            latent_source = prior_latents(prior.to(device).eval())
+        elif "encoder" in state_dicts:
+            encoder = LatentEncoder(model_config.encoder, model_config.score.latent_tokens)
+            encoder.load_state_dict(state_dicts["encoder"])
+            latent_source = oracle_latents(encoder.to(device).eval())
+        else:
+            raise InputError(path, "a score network with latent tokens needs a prior or an encoder")
+    score_model = score_model.to(device).eval()
+
+    def sample(batch: ComplexBatch, generator: torch.Generator) -> torch.Tensor:
+        return sample_poses(
+            score_model,
+            batch,
+            model_config.score.schedule,
+            num_steps=num_steps,
+            latent_source=latent_source,
+            generator=generator,
+        )
+
+    return sample
+
+
+class ConfidenceStage:
+    """Stage 3: the confidence model, a classifier of poses within 2 Å of the crystal pose (method.md §2.7).
+
+    **Training poses.** DiffDock trains its confidence model on poses docked by a trained score model
+    (28 per training complex, sampled once and cached). The default here is cheaper: each complex's clean
+    (matched) pose is noised forward by :func:`~discodock.diffusion.noising.noise_batch` at
+    ``t ~ U(0, t_max)`` (``model.confidence.max_noise_time``), a fresh pose at every step. Why this will do:
+
+    * it costs one batched pose update per graph instead of 20 score-network passes, and it needs no
+      trained score model, so the confidence model can train before, or alongside, the score stage;
+    * the noise scales are geometric in ``t``, so ``U(0, t_max)`` spreads the displacement log-uniformly,
+      ``σ_tr`` from 0.1 to 8.6 Å at ``t_max = 0.85``: many poses sit near the 2 Å boundary, where ranking
+      matters, and about half fall on either side (balanced classes without reweighting);
+    * poses differ from the crystal pose in all three components (translation, orientation, torsions)
+      at matching scales, as a sampled pose does.
+
+    What it cannot teach is the score model's own failure modes (a plausible pose in a wrong pocket, a
+    flipped ligand): noised negatives mostly overlap the receptor or float beside it. Hence
+    ``model.confidence.sampled_pose_fraction``: that share of the graphs (chosen at random per graph)
+    gets instead a pose docked by the trained networks of ``train.score_weights``
+    (:func:`trained_pose_sampler`), sampled afresh at every step (costly: for a GPU run).
+
+    **Labels**: plain RMSD to ``crystal_pos`` below 2 Å (:func:`pose_rmsd`; the matched pose's residual
+    counts). **Loss**: binary cross-entropy of the logit. The training log reports ``accuracy`` (%, logit
+    > 0 read as "below 2 Å") and ``positives`` (% of training poses below 2 Å).
+
+    **Validation** (always on noised poses, ``validation.samples`` per complex, fresh each time):
+    ``val_loss``, ``val_accuracy`` (%), ``val_auroc`` (:func:`~discodock.model.confidence.binary_auroc`),
+    ``val_top1_success`` (% of complexes whose highest-logit pose is below 2 Å),
+    ``val_random_pick_success`` (% for a uniformly random pick: the share of poses below 2 Å) and
+    ``val_best_pick_success`` (% of complexes with any pose below 2 Å, the ceiling of ranking).
+    """
+
+    metric = "val_auroc"
+    metric_mode = "max"
+
+    def __init__(
+        self,
+        experiment: ExperimentConfig,
+        group: ProcessGroup,
+        train_cache: ComplexCache,
+        val_cache: ComplexCache | None,
+    ) -> None:
+        self.model_config = experiment.model
+        self.config = experiment.model.confidence
+        self.settings = experiment.train
+        self.group = group
+        self.val_cache = val_cache
+        self.val_indices = _validation_indices(val_cache, self.settings, group)
+        self.model = ConfidenceModel(self.config).to(group.device)
+        self.pose_sampler: PoseSampler | None = None
+        if self.config.sampled_pose_fraction > 0:
+            if not self.settings.score_weights:
+                raise ValueError("confidence.sampled_pose_fraction > 0 needs train.score_weights")
+            self.pose_sampler = trained_pose_sampler(
+                self.settings.score_weights, self.config.sampling_steps, group.device
+            )
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return list(self.model.parameters())
+
+    def set_epoch(self, epoch: float) -> bool:
+        return False
+
+    def noised_poses(self, batch: ComplexBatch, generator: torch.Generator) -> ComplexBatch:
+        """``batch`` with each graph's matched pose noised at its own ``t ~ U(0, max_noise_time)``."""
+        clean_pos = batch.matched_pos
+        if clean_pos is None:
+            raise ValueError("the confidence stage needs matched and crystal poses; the batch has none")
+        t = self.config.max_noise_time * torch.rand(
+            batch.num_graphs, generator=generator, device=batch.device, dtype=clean_pos.dtype
+        )
+        noisy, _ = noise_batch(batch, self.model_config.score.schedule, generator, t=t)
+        return noisy
+
+    def training_poses(self, batch: ComplexBatch, generator: torch.Generator) -> ComplexBatch:
+        """Noised poses, each replaced with probability ``sampled_pose_fraction`` by a docked one."""
+        noisy = self.noised_poses(batch, generator)
+        if self.pose_sampler is None:
+            return noisy
+        docked = self.pose_sampler(batch, generator)
+        use_docked = (
+            torch.rand(batch.num_graphs, generator=generator, device=batch.device)
+            < self.config.sampled_pose_fraction
+        )
+        pos = torch.where(use_docked[batch.atom_graph, None], docked, noisy.ligand_pos)
+        return batch.with_ligand_pos(pos)
+
+    def loss(self, batch: ComplexBatch, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """Binary cross-entropy of the logits against ``RMSD < 2 Å`` on fresh training poses."""
+        poses = self.training_poses(batch, generator)
+        success = _pose_success(poses)
+        logits = self.model(poses)
+        labels = success.to(logits.dtype)
+        return {
+            "loss": F.binary_cross_entropy_with_logits(logits, labels),
+            "accuracy": 100.0 * ((logits > 0) == success).float().mean(),
+            "positives": 100.0 * labels.mean(),
+        }
+
+    def after_step(self) -> None:
+        pass
+
+    @torch.no_grad()
+    def validate(self, generator: torch.Generator) -> dict[str, float]:
+        """Classify and rank ``validation.samples`` noised poses per validation complex (see the class)."""
+        cache, validation = self.val_cache, self.settings.validation
+        if cache is None:
+            raise ValueError("validation needs a validation cache")
+        samples = validation.samples
+        self.model.eval()
+        logits, successes = [], []
+        for chunk in self.val_indices.split(max(1, validation.graphs_per_batch // samples)):
+            poses = self.noised_poses(batch_of(cache, chunk, samples, self.model_config.score), generator)
+            logits.append(self.model(poses).view(-1, samples).cpu())
+            successes.append(_pose_success(poses).view(-1, samples).cpu())
+        self.model.train()
+        gathered = self.group.gather((logits, successes))
+        logits = torch.cat([row for part, _ in gathered for row in part] or [torch.zeros(0, samples)])
+        success = torch.cat([row for _, part in gathered for row in part] or [torch.zeros(0, samples).bool()])
+        top1 = success.gather(1, logits.argmax(dim=1, keepdim=True))
+        return {
+            "val_loss": float(F.binary_cross_entropy_with_logits(logits, success.to(logits.dtype))),
+            "val_accuracy": 100.0 * float(((logits > 0) == success).float().mean()),
+            "val_auroc": float(binary_auroc(logits.flatten(), success.flatten())),
+            "val_top1_success": 100.0 * float(top1.float().mean()),
+            "val_random_pick_success": 100.0 * float(success.float().mean()),
+            "val_best_pick_success": 100.0 * float(success.any(dim=1).float().mean()),
+        }
+
+    def export(self) -> dict[str, nn.Module]:
+        return {"confidence": self.model}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"networks": {"confidence": self.model.state_dict()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["networks"]["confidence"])
+
+    def load_networks(self, state_dicts: dict[str, dict[str, torch.Tensor]], steps: int) -> None:
+        self.model.load_state_dict(state_dicts["confidence"])
+
+
+def _pose_success(batch: ComplexBatch) -> torch.Tensor:
+    """``bool[B]``: plain RMSD of ``batch.ligand_pos`` to the crystal pose below :data:`SUCCESS_RMSD`."""
+    rmsd = pose_rmsd(batch.ligand_pos, batch.crystal_pos, batch.atom_graph, batch.num_graphs)
+    return rmsd < SUCCESS_RMSD
+
+
+STAGE_BUILDERS = {"score": ScoreStage, "prior": PriorStage, "confidence": ConfidenceStage}
 """Stage name → class built as ``cls(experiment, group, train_cache, val_cache)``."""
 
 
@@ -676,7 +882,7 @@ class TrainingSummary:
     Attributes
     ----------
     stage
-        ``"score"`` or ``"prior"``.
+        ``"score"``, ``"prior"`` or ``"confidence"``.
     steps, epochs
         Optimiser steps and passes over the training set at the end (counting resumed ones).
     stop_reason
