@@ -90,7 +90,7 @@ def train(
     device: str | None,
     max_wall_minutes: float | None,
 ) -> None:
-    """Train a stage (score or prior) of an experiment; runs under torchrun for several GPUs."""
+    """Train a stage (score, prior or confidence) of an experiment; runs under torchrun for several GPUs."""
     import dataclasses
 
     from discodock.training.config import load_experiment
@@ -111,3 +111,157 @@ def train(
         f"stage {summary.stage}: {summary.steps} steps ({summary.epochs:.2f} epochs), stopped on "
         f"{summary.stop_reason} after {summary.wall_seconds:.0f} s; checkpoint {summary.checkpoint}"
     )
+
+
+@main.command()
+@click.option(
+    "-r", "--protein", type=click.Path(path_type=Path), help="Receptor: PDB, PDBQT or mmCIF, optionally .gz."
+)
+@click.option("-l", "--ligand", help="Ligand: SDF, MOL2 or .smi file (every molecule), or a SMILES string.")
+@click.option(
+    "--csv",
+    "csv_file",
+    type=click.Path(path_type=Path),
+    help="Batch instead of -r/-l: CSV with columns complex_name,protein_path,ligand_description.",
+)
+@click.option(
+    "-o",
+    "--out",
+    default="predictions",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Output folder.",
+)
+@click.option("--name", help="Complex name with -r/-l [default: <protein stem>_<ligand stem>].")
+@click.option(
+    "--samples", default=40, show_default=True, type=click.IntRange(min=1), help="Poses per complex."
+)
+@click.option(
+    "--steps", default=20, show_default=True, type=click.IntRange(min=1), help="Reverse-diffusion steps."
+)
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Random seed; repeats a run on the same device with the same --batch-size.",
+)
+@click.option("--device", help="cuda, cuda:1 or cpu [default: cuda if available].")
+@click.option(
+    "--checkpoint",
+    type=click.Path(path_type=Path),
+    help="Checkpoint folder [default: the shipped checkpoints/disco_small].",
+)
+@click.option(
+    "--pocket-center",
+    nargs=3,
+    type=float,
+    metavar="X Y Z",
+    help="Pocket centre (Å, input frame): centre of the translation prior instead of the protein centre.",
+)
+@click.option(
+    "--autobox-ligand",
+    type=click.Path(path_type=Path),
+    help="Reference ligand file whose heavy-atom centroid is the pocket centre.",
+)
+@click.option(
+    "--latents",
+    type=click.Choice(["prior", "null"]),
+    default="prior",
+    show_default=True,
+    help="Latent tokens from the autoregressive prior, or none (unconditional denoiser).",
+)
+@click.option(
+    "--logit-multiplier", type=float, help="Factor on the prior's logits [default: the checkpoint's]."
+)
+@click.option(
+    "--temperatures",
+    type=click.Choice(["none", "diffdock-s", "disco-diffdock-s"]),
+    default="none",
+    show_default=True,
+    help="Low-temperature sampling preset.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    help="Graphs (complex copies) per device batch [default: from free GPU memory; 64 on a CPU].",
+)
+@click.option("--hydrogens", is_flag=True, help="Add hydrogens with 3D coordinates to the written poses.")
+@click.option("--complex-pdb", is_flag=True, help="Also write complex.pdb: the receptor and the rank-1 pose.")
+@click.option("--override", is_flag=True, help="Dock again complexes that already have a rank1.sdf.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def predict(
+    protein: Path | None,
+    ligand: str | None,
+    csv_file: Path | None,
+    out: Path,
+    name: str | None,
+    samples: int,
+    steps: int,
+    seed: int,
+    device: str | None,
+    checkpoint: Path | None,
+    pocket_center: tuple[float, float, float] | None,
+    autobox_ligand: Path | None,
+    latents: str,
+    logit_multiplier: float | None,
+    temperatures: str,
+    batch_size: int | None,
+    hydrogens: bool,
+    complex_pdb: bool,
+    override: bool,
+    quiet: bool,
+) -> None:
+    """Dock ligands into receptors: -r P.pdb -l L.sdf|SMILES, or --csv FILE for a batch.
+
+    Writes OUT/<name>/rank{k}_confidence{c}.sdf, rank1.sdf (and complex.pdb) per complex, and
+    OUT/results.csv with one row per input. Finished complexes are skipped unless --override. Exits
+    non-zero only on invalid arguments or when no complex is docked.
+    """
+    from discodock.inference.docking import (
+        TEMPERATURE_PRESETS,
+        DockingModel,
+        SamplingOptions,
+        ligand_centroid,
+    )
+    from discodock.inference.predict import PredictOutputs, read_items_csv, single_items
+    from discodock.inference.predict import predict as predict_items
+
+    if (csv_file is None) == (protein is None and ligand is None):
+        raise click.UsageError("give either -r/--protein with -l/--ligand, or --csv")
+    if csv_file is None and (protein is None or ligand is None):
+        raise click.UsageError("-r/--protein and -l/--ligand go together")
+    if csv_file is not None and name is not None:
+        raise click.UsageError("--name applies to -r/-l only; a CSV names its complexes")
+    if pocket_center and autobox_ligand is not None:
+        raise click.UsageError("give --pocket-center or --autobox-ligand, not both")
+
+    start = time.perf_counter()
+    items = read_items_csv(csv_file) if csv_file is not None else single_items(protein, ligand, name)
+    center = ligand_centroid(autobox_ligand) if autobox_ligand is not None else pocket_center or None
+    model = DockingModel.load(checkpoint, device=device)
+    options = SamplingOptions(
+        samples=samples,
+        steps=steps,
+        seed=seed,
+        latents=latents,
+        logit_multiplier=logit_multiplier,
+        temperatures=TEMPERATURE_PRESETS[temperatures],
+        graphs_per_batch=batch_size,
+    )
+    outputs = PredictOutputs(out, hydrogens=hydrogens, complex_pdb=complex_pdb, override=override)
+    summary = predict_items(model, items, options, outputs, pocket_center=center, progress=not quiet)
+
+    if csv_file is None and len(items) == 1 and summary.failures:
+        failed_name, reason = summary.failures[0]
+        error = summary.errors[failed_name]
+        raise error if isinstance(error, InputError) else InputError(failed_name, reason)
+    for failed_name, reason in summary.failures:
+        click.echo(f"failed {failed_name}: {reason}", err=True)
+    skipped = f", skipped {len(summary.skipped)} (already done)" if summary.skipped else ""
+    click.echo(
+        f"docked {len(summary.docked)}, failed {len(summary.failures)}{skipped} in "
+        f"{time.perf_counter() - start:.0f} s; results in {out / 'results.csv'}"
+    )
+    if not summary.docked and not summary.skipped:
+        sys.exit(1)

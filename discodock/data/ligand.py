@@ -468,3 +468,29 @@ def _largest_fragment(mol: Chem.Mol, source: str | Path, label: str) -> Chem.Mol
     fragment = editable.GetMol()
     Chem.SanitizeMol(fragment)
     return fragment
+
+
+def as_ligand(mol: Chem.Mol, source: str = "ligand") -> Chem.Mol:
+    """Check an RDKit molecule and bring it into the form of :func:`~discodock.data.ligand.read_ligands`.
+
+    The molecule is sanitised, its hydrogens removed and its largest fragment kept, exactly as for a file.
+
+    Raises
+    ------
+    InputError
+        As for a file: failed sanitisation, no heavy atoms, unsupported bonds (``source`` names it).
+    """
+    return _molecule_from_record(
+        partial(_copy_molecule, mol), source, label="", unparsable="not a valid RDKit molecule"
+    )
+
+
+def _copy_molecule(mol: Chem.Mol, sanitize: bool) -> Chem.Mol | None:
+    """A copy of ``mol``, sanitised if asked; ``None`` when sanitisation fails."""
+    copy = Chem.Mol(mol)
+    if sanitize:
+        try:
+            Chem.SanitizeMol(copy)
+        except (Chem.MolSanitizeException, RuntimeError):
+            return None
+    return copy

@@ -181,9 +181,7 @@ def read_protein(path: str | Path) -> Protein:
         N, CA and C atoms, or has more than :data:`MAX_RESIDUES` residues.
     """
     path = Path(path)
-    file_format = _file_format(path)
-    text = _read_text(path)
-    model = _first_model(_parse_structure(path, file_format, text), path)
+    model = read_first_model(path)
     residues: list[Residue] = []
     hetero_groups: list[HeteroGroup] = []
     for chain in model:
@@ -200,6 +198,18 @@ def read_protein(path: str | Path) -> Protein:
             path, f"has {len(residues)} residues, more than the {MAX_RESIDUES} this tool accepts"
         )
     return _protein_from_residues(path, residues, hetero_groups)
+
+
+def read_first_model(path: str | Path) -> Model:
+    """The first model of a PDB, PDBQT or mmCIF file (plain or gzipped) as a Biopython ``Model``.
+
+    Raises
+    ------
+    InputError
+        If the file is missing, empty, of an unknown type, cannot be parsed or holds no atoms.
+    """
+    path = Path(path)
+    return _first_model(_parse_structure(path, _file_format(path), _read_text(path)), path)
 
 
 def _file_format(path: Path) -> str:
