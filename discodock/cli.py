@@ -157,12 +157,20 @@ def train(
     nargs=3,
     type=float,
     metavar="X Y Z",
-    help="Pocket centre (Å, input frame): centre of the translation prior instead of the protein centre.",
+    help="Pocket centre (Å, input frame): centre of the translation prior instead of the protein centre, "
+    "and of the receptor crop.",
 )
 @click.option(
     "--autobox-ligand",
     type=click.Path(path_type=Path),
     help="Reference ligand file whose heavy-atom centroid is the pocket centre.",
+)
+@click.option(
+    "--pocket-radius",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="R",
+    help="Å; the receptor graph keeps the residues whose C-alpha lies within R of the pocket centre "
+    "[default: 20 + the ligand's conformer radius].",
 )
 @click.option(
     "--latents",
@@ -203,6 +211,7 @@ def predict(
     checkpoint: Path | None,
     pocket_center: tuple[float, float, float] | None,
     autobox_ligand: Path | None,
+    pocket_radius: float | None,
     latents: str,
     logit_multiplier: float | None,
     temperatures: str,
@@ -235,6 +244,8 @@ def predict(
         raise click.UsageError("--name applies to -r/-l only; a CSV names its complexes")
     if pocket_center and autobox_ligand is not None:
         raise click.UsageError("give --pocket-center or --autobox-ligand, not both")
+    if pocket_radius is not None and not pocket_center and autobox_ligand is None:
+        raise click.UsageError("--pocket-radius needs --pocket-center or --autobox-ligand")
 
     start = time.perf_counter()
     items = read_items_csv(csv_file) if csv_file is not None else single_items(protein, ligand, name)
@@ -250,7 +261,15 @@ def predict(
         graphs_per_batch=batch_size,
     )
     outputs = PredictOutputs(out, hydrogens=hydrogens, complex_pdb=complex_pdb, override=override)
-    summary = predict_items(model, items, options, outputs, pocket_center=center, progress=not quiet)
+    summary = predict_items(
+        model,
+        items,
+        options,
+        outputs,
+        pocket_center=center,
+        pocket_radius=pocket_radius,
+        progress=not quiet,
+    )
 
     if csv_file is None and len(items) == 1 and summary.failures:
         failed_name, reason = summary.failures[0]

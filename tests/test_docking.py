@@ -17,6 +17,8 @@ from rdkit import Chem
 import discodock.inference.docking as docking
 from discodock import DockingModel
 from discodock.data.batch import ComplexBatch
+from discodock.data.complex import crop_receptor
+from discodock.data.conformers import generate_conformer
 from discodock.data.layout import find_complexes
 from discodock.data.ligand import read_ligand
 from discodock.data.protein import read_protein
@@ -151,11 +153,13 @@ def test_same_seed_repeats_and_another_seed_differs(model: DockingModel) -> None
     assert np.abs(first - poses(4)).max() > 1.0
 
 
+@pytest.mark.parametrize("pocket_radius", [None, 8.0])
 def test_pocket_centre_moves_the_translation_prior_and_poses_are_in_the_input_frame(
-    model: DockingModel,
+    model: DockingModel, pocket_radius: float | None
 ) -> None:
     # With a zero score every pose is prior + noise, the same noise for both runs (same seed), so the
-    # poses differ exactly by the shift of the prior centre, from the protein centre to the pocket.
+    # poses differ exactly by the shift of the prior centre, from the protein centre to the pocket (whose
+    # cropped receptor keeps the frame origin).
     zero_score = ScoreModel(model.score_model.config)
     zero_score.load_state_dict(model.score_model.state_dict())
     for last_layer in (zero_score.translation_magnitude[-1], zero_score.rotation_magnitude[-1]):
@@ -166,13 +170,20 @@ def test_pocket_centre_moves_the_translation_prior_and_poses_are_in_the_input_fr
     pocket = ligand_centroid(LIGAND)
     protein_centre = read_protein(PROTEIN).ca.mean(axis=0)
 
-    def poses(pocket_center: np.ndarray | None) -> np.ndarray:
+    def poses(pocket_center: np.ndarray | None, pocket_radius: float | None = None) -> np.ndarray:
         (result,) = blind_model.dock(
-            PROTEIN, LIGAND, samples=4, steps=3, seed=0, pocket_center=pocket_center, latents="null"
+            PROTEIN,
+            LIGAND,
+            samples=4,
+            steps=3,
+            seed=0,
+            pocket_center=pocket_center,
+            pocket_radius=pocket_radius,
+            latents="null",
         )
         return np.stack([positions(pose.mol) for pose in result.poses])
 
-    blind, pocketed = poses(None), poses(pocket)
+    blind, pocketed = poses(None), poses(pocket, pocket_radius)
     np.testing.assert_allclose(
         pocketed - blind, np.broadcast_to(pocket - protein_centre, blind.shape), atol=2e-3
     )
@@ -297,3 +308,69 @@ def test_unavailable_device_is_a_clean_error() -> None:
         docking.resolve_device("cuda")
     with pytest.raises(InputError, match="not a device"):
         docking.resolve_device("gpu0")
+
+
+def test_a_pocket_crops_the_receptor_graph_and_its_tokens_point_at_protein_residues(
+    model: DockingModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pocket = ligand_centroid(LIGAND)
+    protein = read_protein(PROTEIN)
+    distances = np.linalg.norm(protein.ca.astype(np.float64) - pocket, axis=1)
+    conformer = positions(generate_conformer(read_ligand(LIGAND), seed=0))
+    conformer_radius = np.linalg.norm(conformer - conformer.mean(axis=0), axis=1).max()
+    batch_of = docking.batch_of
+    residues_per_graph = []
+
+    def recording_batch_of(*args, **kwargs):  # type: ignore[no-untyped-def]
+        batch = batch_of(*args, **kwargs)
+        residues_per_graph.extend(batch.residue_graph.bincount(minlength=batch.num_graphs).tolist())
+        return batch
+
+    monkeypatch.setattr(docking, "batch_of", recording_batch_of)
+    for radius, expected_radius in ((None, docking.DEFAULT_POCKET_MARGIN + conformer_radius), (8.0, 8.0)):
+        residues_per_graph.clear()
+        (result,) = model.dock(
+            PROTEIN, LIGAND, samples=6, steps=1, seed=0, pocket_center=pocket, pocket_radius=radius
+        )
+        expected_count = (distances <= expected_radius).sum()
+        assert 0 < expected_count < protein.num_residues
+        assert residues_per_graph == [expected_count] * 6
+    residue_tokens = [token for pose in result.poses for token in pose.tokens if token.kind == "residue"]
+    assert residue_tokens
+    for token in residue_tokens:  # a protein residue of the pocket, not a row of the cropped arrays
+        assert distances[token.index] <= 8.0
+
+
+def test_a_pocket_is_cropped_once_per_protein_centre_and_radius(
+    model: DockingModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fresh = DockingModel(model.score_model, model.prior, device="cpu")
+    crops = []
+
+    def counting_crop(*args, **kwargs):  # type: ignore[no-untyped-def]
+        crops.append(args)
+        return crop_receptor(*args, **kwargs)
+
+    monkeypatch.setattr(docking, "crop_receptor", counting_crop)
+    ligand, pocket = read_ligand(LIGAND), ligand_centroid(LIGAND)
+    first, second = (fresh.prepare(PROTEIN, ligand, name=n, pocket_center=pocket) for n in "ab")
+    assert first.features.residue_pos is second.features.residue_pos and len(crops) == 1
+    smaller = fresh.prepare(PROTEIN, ligand, name="c", pocket_center=pocket, pocket_radius=8.0)
+    moved = fresh.prepare(PROTEIN, ligand, name="d", pocket_center=pocket + 1.0, pocket_radius=8.0)
+    assert len(crops) == 3 and smaller.features.num_residues < first.features.num_residues
+    assert not np.array_equal(smaller.residue_index, moved.residue_index)
+    whole = fresh.prepare(PROTEIN, ligand, name="e")
+    assert whole.features.num_residues == read_protein(PROTEIN).num_residues
+    np.testing.assert_array_equal(whole.features.center, first.features.center)  # one frame for all
+
+
+def test_bad_pocket_radii_and_empty_pockets_are_clean_errors(model: DockingModel) -> None:
+    far = ligand_centroid(LIGAND) + 500.0
+    with pytest.raises(InputError, match=r"6moa_protein\.pdb\.gz: no residue within 8\.0 Å of the pocket"):
+        model.dock(PROTEIN, SMILES, samples=1, steps=1, pocket_center=far, pocket_radius=8.0)
+    with pytest.raises(InputError, match="no residue within"):
+        model.dock(PROTEIN, SMILES, samples=1, steps=1, pocket_center=far)  # the default radius
+    with pytest.raises(InputError, match="a pocket radius must be a positive number"):
+        model.dock(PROTEIN, SMILES, samples=1, steps=1, pocket_center=far, pocket_radius=-1.0)
+    with pytest.raises(InputError, match="a pocket radius needs a pocket centre"):
+        model.dock(PROTEIN, SMILES, samples=1, steps=1, pocket_radius=10.0)

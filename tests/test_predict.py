@@ -259,6 +259,8 @@ def test_bad_arguments_give_one_clean_error_line(
         ["-r", str(PROTEIN)],
         ["--csv", "x.csv", "-l", "CCO"],
         ["-r", "p.pdb", "-l", "CCO", "--pocket-center", "1"],
+        ["-r", "p.pdb", "-l", "CCO", "--pocket-radius", "10"],
+        ["-r", "p.pdb", "-l", "CCO", "--pocket-center", "1", "2", "3", "--pocket-radius", "0"],
     ],
 )
 def test_invalid_argument_combinations_are_usage_errors(args: list[str]) -> None:
@@ -323,3 +325,25 @@ def test_single_items_name_every_molecule_of_a_file(tmp_path: Path) -> None:
     assert [i.name for i in single_items(PROTEIN, library)] == ["ethanol", "ethylamine"]
     library.write_text("CCO\nCCN\n")
     assert [i.name for i in single_items(PROTEIN, library, name="lib")] == ["lib_1", "lib_2"]
+
+
+def test_pocket_radius_crops_as_in_the_api_and_an_empty_pocket_is_one_clean_error(
+    checkpoint: Path, tmp_path: Path
+) -> None:
+    pocket = ligand_centroid(LIGAND)
+    args = ["-r", PROTEIN, "-l", LIGAND, "--name", "x", "-o", tmp_path, "--checkpoint", checkpoint, *FAST]
+    result = invoke(*args, "--pocket-center", *pocket, "--pocket-radius", "9")
+    assert result.exit_code == 0, result.output
+    ligand = read_ligand(LIGAND)
+    ligand.SetProp("_Name", "x")
+    model = DockingModel.load(checkpoint, device="cpu")
+    (docked,) = model.dock(PROTEIN, ligand, samples=2, steps=2, pocket_center=pocket, pocket_radius=9.0)
+    np.testing.assert_allclose(
+        rank1_positions(tmp_path / "x"), docked.best.mol.GetConformer().GetPositions(), atol=1e-4
+    )
+    far = invoke(*args, "--override", "--pocket-center", "500", "0", "0")
+    assert far.exit_code == 1
+    (line,) = far.stderr.splitlines()
+    assert line.startswith(f"error: {PROTEIN}: no residue within ") and line.endswith(
+        " Å of the pocket centre (500.00, 0.00, 0.00)"
+    ), line

@@ -104,12 +104,16 @@ class ReceptorFeatures:
         centroid), in the precision it was computed in.
     residue_types, residue_pos, residue_frame
         As in :class:`ComplexData`; ``residue_pos`` is relative to ``frame_origin``.
+    residue_index
+        ``int64[R]``: row of each residue in the :class:`~discodock.data.protein.Protein` it was featurized
+        from (``0 … R−1`` for a whole receptor, a subset for a pocket of :func:`crop_receptor`).
     """
 
     frame_origin: np.ndarray
     residue_types: np.ndarray
     residue_pos: np.ndarray
     residue_frame: np.ndarray
+    residue_index: np.ndarray
 
 
 def featurize_receptor(protein: Protein, center: np.ndarray | None = None) -> ReceptorFeatures:
@@ -120,6 +124,39 @@ def featurize_receptor(protein: Protein, center: np.ndarray | None = None) -> Re
         residue_types=protein.residue_types.astype(np.int64),
         residue_pos=np.asarray(protein.ca - frame_origin, dtype=np.float32),
         residue_frame=np.asarray(protein.local_frame(), dtype=np.float32),
+        residue_index=np.arange(protein.num_residues, dtype=np.int64),
+    )
+
+
+def crop_receptor(receptor: ReceptorFeatures, center: np.ndarray, radius: float) -> ReceptorFeatures:
+    """The residues of ``receptor`` whose C-alpha lies within ``radius`` of ``center`` (a pocket).
+
+    The frame is kept: ``frame_origin`` stays that of the whole receptor (not the pocket centre nor the
+    pocket's C-alpha centroid), so coordinates in the frame, and poses mapped back to the input frame by
+    adding ``frame_origin``, mean the same with and without cropping.
+
+    Parameters
+    ----------
+    receptor
+        Receptor arrays, e.g. from :func:`featurize_receptor`.
+    center
+        ``float[3]``: pocket centre in the receptor's frame (input coordinates minus ``frame_origin``).
+    radius
+        Å; a residue is kept when ``|residue_pos − center| ≤ radius``.
+
+    Returns
+    -------
+    ReceptorFeatures
+        The kept residues in their original order (possibly none), in new arrays that share no memory with
+        ``receptor``; ``residue_index`` still points into the original protein.
+    """
+    keep = np.flatnonzero(np.linalg.norm(receptor.residue_pos - np.asarray(center), axis=1) <= radius)
+    return ReceptorFeatures(
+        frame_origin=receptor.frame_origin.copy(),
+        residue_types=receptor.residue_types[keep],
+        residue_pos=receptor.residue_pos[keep],
+        residue_frame=receptor.residue_frame[keep],
+        residue_index=receptor.residue_index[keep],
     )
 
 

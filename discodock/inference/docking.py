@@ -5,6 +5,10 @@
 1. **Preparation** (:meth:`DockingModel.prepare`): the receptor is read and featurized once per protein
    (cached by path or object, :func:`~discodock.data.complex.featurize_receptor`), each ligand gets an
    ETKDG conformer against those shared arrays (:func:`~discodock.data.complex.featurize_with_receptor`).
+   With a pocket centre, the receptor graph is cropped to the residues whose C-alpha lies within the pocket
+   radius of it (:func:`~discodock.data.complex.crop_receptor`, default radius
+   :data:`DEFAULT_POCKET_MARGIN` + the ligand's conformer radius, cached per protein, centre and radius);
+   the frame origin stays the whole protein's.
 2. **Sampling** (:meth:`DockingModel.run`): all complexes × ``samples`` copies form one flat list of graphs
    ``g = c · S + s``, cut into device batches of ``graphs_per_batch`` graphs (many complexes per batch).
    In each batch, every graph's ``K`` latent tokens are drawn from the autoregressive prior (logits ×
@@ -32,7 +36,7 @@ import math
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -43,7 +47,13 @@ from torch import nn
 
 from discodock.data.batch import ComplexBatch
 from discodock.data.cache import COUNT_COLUMNS, ComplexCache
-from discodock.data.complex import ComplexData, ReceptorFeatures, featurize_receptor, featurize_with_receptor
+from discodock.data.complex import (
+    ComplexData,
+    ReceptorFeatures,
+    crop_receptor,
+    featurize_receptor,
+    featurize_with_receptor,
+)
 from discodock.data.ligand import as_ligand, read_ligands
 from discodock.data.protein import Protein, read_protein
 from discodock.diffusion.sampler import (
@@ -78,6 +88,11 @@ BYTES_PER_EDGE = 16 * 1024
 """Rough peak GPU memory of one graph edge in a no-grad forward pass of a DiffDock-S-sized network (the
 measured e3nn forward peak is ≈14 kB per edge, gpu-notes.md); too high an estimate costs speed, too low
 an out-of-memory retry."""
+
+DEFAULT_POCKET_MARGIN = 20.0
+"""Å; the default pocket radius is this plus the ligand's conformer radius (largest atom distance from its
+centroid), so that a ligand centred anywhere near the pocket centre has every residue within DiffDock's
+``t = 0`` ligand–residue cutoff (20 Å) in the graph."""
 
 TEMPERATURE_PRESETS: dict[str, SamplingTemperatures] = {
     "none": SamplingTemperatures(),
@@ -232,6 +247,8 @@ class DockingJob:
         The featurized complex in the protein-centred frame (no crystal pose).
     prior_center
         ``float32[3]``: centre of the translation prior in that frame (0: the protein centre).
+    residue_index
+        ``int64[R]``: row in ``protein`` of each residue of ``features`` (a subset with a pocket).
     """
 
     name: str
@@ -239,6 +256,7 @@ class DockingJob:
     ligand: Chem.Mol
     features: ComplexData
     prior_center: np.ndarray
+    residue_index: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -337,10 +355,27 @@ class DockingModel:
         )
         return cls(score_model, prior, confidence, device=device)
 
-    def receptor(self, protein: ProteinSource) -> tuple[Protein, ReceptorFeatures]:
-        """The parsed and featurized receptor, from the cache when this protein was seen before.
+    def receptor(
+        self, protein: ProteinSource, pocket: tuple[np.ndarray, float] | None = None
+    ) -> tuple[Protein, ReceptorFeatures]:
+        """The parsed and featurized receptor, or its pocket, from the cache when seen before.
 
-        A path is keyed by its resolved name, modification time and size; a :class:`Protein` by identity.
+        A path is keyed by its resolved name, modification time and size; a :class:`Protein` by identity;
+        a pocket also by its centre and radius.
+
+        Parameters
+        ----------
+        protein
+            Receptor file or parsed :class:`Protein`.
+        pocket
+            ``(centre, radius)``: ``float[3]`` in the input frame and Å. Only the residues whose C-alpha
+            lies within ``radius`` of the centre are kept (:func:`~discodock.data.complex.crop_receptor`;
+            same frame origin as the whole receptor).
+
+        Raises
+        ------
+        InputError
+            Unreadable receptor, or no residue in the pocket.
         """
         if isinstance(protein, Protein):
             key: object = ("object", id(protein))
@@ -348,11 +383,17 @@ class DockingModel:
             path = Path(protein).expanduser().resolve()
             stat = path.stat() if path.is_file() else None
             key = ("path", str(path), stat and (stat.st_mtime_ns, stat.st_size))
+        if pocket is not None:
+            key = (key, *map(float, pocket[0]), float(pocket[1]))
         if key in self._receptors:
             self._receptors.move_to_end(key)
             return self._receptors[key]
-        parsed = protein if isinstance(protein, Protein) else read_protein(protein)
-        entry = (parsed, featurize_receptor(parsed))
+        if pocket is None:
+            parsed = protein if isinstance(protein, Protein) else read_protein(protein)
+            entry = (parsed, featurize_receptor(parsed))
+        else:
+            parsed, whole = self.receptor(protein)
+            entry = (parsed, _pocket_receptor(parsed, whole, *pocket))
         self._receptors[key] = entry
         while len(self._receptors) > self.receptor_cache_size:
             self._receptors.popitem(last=False)
@@ -365,6 +406,7 @@ class DockingModel:
         *,
         name: str,
         pocket_center: Sequence[float] | np.ndarray | None = None,
+        pocket_radius: float | None = None,
         seed: int = 0,
     ) -> DockingJob:
         """Featurize one ligand against a (cached) receptor.
@@ -379,21 +421,38 @@ class DockingModel:
         name
             Name of the complex.
         pocket_center
-            ``(x, y, z)`` in the input frame: centre of the translation prior (default the protein centre).
+            ``(x, y, z)`` in the input frame: centre of the translation prior (default the protein centre)
+            and of the pocket the receptor graph is cropped to.
+        pocket_radius
+            Å; radius of that pocket (default :data:`DEFAULT_POCKET_MARGIN` + the conformer radius).
         seed
             Seed of the ligand's ETKDG conformer.
 
         Raises
         ------
         InputError
-            Unreadable receptor, a ligand without a 3D conformer, a bad pocket centre.
+            Unreadable receptor, a ligand without a 3D conformer, a bad pocket centre or radius, an empty
+            pocket.
         """
         parsed, receptor = self.receptor(protein)
         features = featurize_with_receptor(name, receptor, ligand, seed=seed, use_ligand_pose=False)
         prior_center = np.zeros(3, dtype=np.float32)
         if pocket_center is not None:
-            prior_center = (_point(pocket_center) - features.center).astype(np.float32)
-        return DockingJob(name, parsed, ligand, features, prior_center)
+            center = _point(pocket_center)
+            if pocket_radius is None:
+                conformer_radius = np.linalg.norm(features.conformer_pos, axis=1).max()
+                pocket_radius = DEFAULT_POCKET_MARGIN + float(conformer_radius)
+            _, receptor = self.receptor(protein, (center, pocket_radius))
+            features = replace(
+                features,
+                residue_types=receptor.residue_types,
+                residue_pos=receptor.residue_pos,
+                residue_frame=receptor.residue_frame,
+            )
+            prior_center = (center - features.center).astype(np.float32)
+        elif pocket_radius is not None:
+            raise InputError(str(pocket_radius), "a pocket radius needs a pocket centre")
+        return DockingJob(name, parsed, ligand, features, prior_center, receptor.residue_index)
 
     def dock(
         self,
@@ -404,6 +463,7 @@ class DockingModel:
         steps: int = 20,
         seed: int = 0,
         pocket_center: Sequence[float] | np.ndarray | None = None,
+        pocket_radius: float | None = None,
         latents: Literal["prior", "null"] = "prior",
         logit_multiplier: float | None = None,
         temperatures: SamplingTemperatures | None = None,
@@ -419,8 +479,9 @@ class DockingModel:
             A ligand file (every molecule in it), a SMILES string, an RDKit ``Mol``, or a sequence of these.
         samples, steps, seed, latents, logit_multiplier, temperatures, graphs_per_batch
             See :class:`SamplingOptions`.
-        pocket_center
-            ``(x, y, z)`` in the input frame to restrict the translation prior to a site.
+        pocket_center, pocket_radius
+            ``(x, y, z)`` in the input frame and Å, to restrict the translation prior and the receptor
+            graph to a site (see :meth:`prepare`).
 
         Returns
         -------
@@ -444,7 +505,12 @@ class DockingModel:
         molecules = [mol for source in _ligand_sources(ligands) for mol in _ligand_molecules(source)]
         jobs = [
             self.prepare(
-                protein, mol, name=_molecule_name(mol, number), pocket_center=pocket_center, seed=seed
+                protein,
+                mol,
+                name=_molecule_name(mol, number),
+                pocket_center=pocket_center,
+                pocket_radius=pocket_radius,
+                seed=seed,
             )
             for number, mol in enumerate(molecules, start=1)
         ]
@@ -674,6 +740,20 @@ def _point(values: Sequence[float] | np.ndarray) -> np.ndarray:
     return point
 
 
+def _pocket_receptor(
+    protein: Protein, receptor: ReceptorFeatures, center: np.ndarray, radius: float
+) -> ReceptorFeatures:
+    """The residues of ``receptor`` within ``radius`` Å of ``center`` (input frame), or :class:`InputError`
+    for a radius that is not a positive number or a pocket without residues."""
+    if not 0 < radius < math.inf:
+        raise InputError(str(radius), "a pocket radius must be a positive number of Å")
+    pocket = crop_receptor(receptor, center - receptor.frame_origin, radius)
+    if len(pocket.residue_index) == 0:
+        where = ", ".join(f"{x:.2f}" for x in center)
+        raise InputError(protein.path, f"no residue within {radius:.1f} Å of the pocket centre ({where})")
+    return pocket
+
+
 def _ranked_result(
     job: DockingJob,
     poses: Sequence[torch.Tensor],
@@ -718,7 +798,7 @@ def _token_target(node: int, job: DockingJob) -> TokenTarget:
     num_atoms = job.features.num_atoms
     if node < num_atoms:
         return TokenTarget("atom", node)
-    residue = node - num_atoms
+    residue = int(job.residue_index[node - num_atoms])
     protein = job.protein
     residue_id = (
         f"{protein.chain_ids[residue]}:{protein.residue_numbers[residue]}{protein.insertion_codes[residue]}:"

@@ -183,6 +183,7 @@ def predict(
     outputs: PredictOutputs,
     *,
     pocket_center: np.ndarray | None = None,
+    pocket_radius: float | None = None,
     progress: bool = True,
 ) -> PredictSummary:
     """Dock ``items`` into ``outputs.out_dir`` (see the module docstring).
@@ -199,6 +200,9 @@ def predict(
         Output folder and what to write.
     pocket_center
         ``(x, y, z)`` in the input frame for every complex (default blind docking).
+    pocket_radius
+        Å; the receptor graph keeps the residues within this distance of ``pocket_center`` (default
+        :data:`~discodock.inference.docking.DEFAULT_POCKET_MARGIN` + the ligand's conformer radius).
     progress
         Show a progress bar over complexes (when there are several).
 
@@ -210,7 +214,7 @@ def predict(
         ResultsTable(outputs.out_dir) as table,
         tqdm(total=len(items), desc="predict", unit="complex", disable=not progress or len(items) < 2) as bar,
     ):
-        run = _Run(model, options, outputs, pocket_center, table, bar)
+        run = _Run(model, options, outputs, pocket_center, pocket_radius, table, bar)
         for item in items:
             run.add(item)
         run.dock_pending()
@@ -225,6 +229,7 @@ class _Run:
     options: SamplingOptions
     outputs: PredictOutputs
     pocket_center: np.ndarray | None
+    pocket_radius: float | None
     table: ResultsTable
     bar: tqdm
     summary: PredictSummary = field(default_factory=PredictSummary)
@@ -241,7 +246,7 @@ class _Run:
                 return
         start = time.perf_counter()
         try:
-            job = _prepare(self.model, item, self.pocket_center, self.options.seed)
+            job = _prepare(self.model, item, self.pocket_center, self.pocket_radius, self.options.seed)
         except Exception as error:  # one bad item must not stop the others
             self.fail(item.name, error, time.perf_counter() - start)
             return
@@ -284,11 +289,22 @@ class _Run:
 
 
 def _prepare(
-    model: DockingModel, item: PredictItem, pocket_center: np.ndarray | None, seed: int
+    model: DockingModel,
+    item: PredictItem,
+    pocket_center: np.ndarray | None,
+    pocket_radius: float | None,
+    seed: int,
 ) -> DockingJob:
-    """Read the item's ligand if needed and featurize it against its (cached) receptor."""
+    """Read the item's ligand if needed and featurize it against its (cached) receptor (or pocket)."""
     ligand = item.ligand if isinstance(item.ligand, Chem.Mol) else read_ligand(item.ligand)
-    return model.prepare(item.protein, ligand, name=item.name, pocket_center=pocket_center, seed=seed)
+    return model.prepare(
+        item.protein,
+        ligand,
+        name=item.name,
+        pocket_center=pocket_center,
+        pocket_radius=pocket_radius,
+        seed=seed,
+    )
 
 
 def _dock_chunk(
