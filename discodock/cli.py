@@ -284,3 +284,182 @@ def predict(
     )
     if not summary.docked and not summary.skipped:
         sys.exit(1)
+
+
+@main.command()
+@click.option(
+    "--data-dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Folder with one sub-folder per complex.",
+)
+@click.option(
+    "--split",
+    "split_file",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="File of complex IDs to dock.",
+)
+@click.option(
+    "--unseen-split",
+    "unseen_split_file",
+    type=click.Path(path_type=Path),
+    help="IDs whose receptors are unseen in training, scored separately "
+    "[default: <split>_no_rec_overlap beside --split, if it exists].",
+)
+@click.option(
+    "--samples", default=40, show_default=True, type=click.IntRange(min=1), help="Poses per complex."
+)
+@click.option(
+    "--steps", default=20, show_default=True, type=click.IntRange(min=1), help="Reverse-diffusion steps."
+)
+@click.option(
+    "--out",
+    default="benchmark_results",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Results folder.",
+)
+@click.option(
+    "--checkpoint",
+    "checkpoints",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Checkpoint folder, one method each; repeat to compare several [default: the shipped one].",
+)
+@click.option("--no-models", is_flag=True, help="Run no network (only Vina or --add-method).")
+@click.option(
+    "--add-method",
+    "earlier_runs",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    metavar="DIR",
+    help="Pose folder RESULTS/poses/<method> of an earlier run, scored again with this run's methods.",
+)
+@click.option(
+    "--pocket",
+    is_flag=True,
+    help="Also dock with each checkpoint given the pocket centre (the crystal ligand's heavy-atom centroid).",
+)
+@click.option(
+    "--vina",
+    type=click.Choice(["none", "pocket", "blind"]),
+    default="none",
+    show_default=True,
+    help="AutoDock Vina baseline: box around the crystal ligand, or over the whole protein.",
+)
+@click.option(
+    "--vina-subset",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Run Vina on a fixed subset of N complexes drawn with --seed [default: all].",
+)
+@click.option(
+    "--vina-workers",
+    type=click.IntRange(min=1),
+    help="Parallel Vina processes, one CPU core each [default: all cores].",
+)
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Seed of the conformers, the sampling and the Vina subset.",
+)
+@click.option("--device", help="cuda, cuda:1 or cpu [default: cuda if available].")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    help="Graphs (complex copies) per device batch [default: from free GPU memory; 64 on a CPU].",
+)
+@click.option(
+    "--temperatures",
+    type=click.Choice(["none", "diffdock-s", "disco-diffdock-s"]),
+    default="none",
+    show_default=True,
+    help="Low-temperature sampling preset.",
+)
+@click.option(
+    "--no-posebusters", is_flag=True, help="Skip the PoseBusters checks (e.g. to score them later on a CPU)."
+)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def benchmark(
+    data_dir: Path,
+    split_file: Path,
+    unseen_split_file: Path | None,
+    samples: int,
+    steps: int,
+    out: Path,
+    checkpoints: tuple[Path, ...],
+    no_models: bool,
+    earlier_runs: tuple[Path, ...],
+    pocket: bool,
+    vina: str,
+    vina_subset: int | None,
+    vina_workers: int | None,
+    seed: int,
+    device: str | None,
+    batch_size: int | None,
+    temperatures: str,
+    no_posebusters: bool,
+    quiet: bool,
+) -> None:
+    """Dock a benchmark set (e.g. the PDBBind time split) and report accuracy, validity and speed.
+
+    RMSDs are symmetry-corrected, heavy-atom, against the crystal ligand, without alignment. Writes
+    OUT/results.json, OUT/report.md, OUT/complexes.csv, OUT/rmsd_cdf.png and the ranked poses
+    OUT/poses/<method>/<complex>.sdf with the method's run.json (what --add-method reads back). Complexes
+    without a usable ligand file are listed with the reason.
+    """
+    from discodock.benchmark.run import BenchmarkSettings, missing_packages, run_benchmark
+    from discodock.inference.docking import TEMPERATURE_PRESETS, SamplingOptions
+
+    if no_models and checkpoints:
+        raise click.UsageError("--no-models and --checkpoint exclude each other")
+    if no_models and vina == "none" and not earlier_runs:
+        raise click.UsageError("--no-models needs --vina pocket or blind, or --add-method")
+    if out.exists() and not out.is_dir():
+        raise click.UsageError(f"--out {out} exists and is not a folder")
+    if (vina_subset is not None or vina_workers is not None) and vina == "none":
+        raise click.UsageError("--vina-subset and --vina-workers need --vina pocket or blind")
+    missing = missing_packages(vina)
+    if missing:
+        raise click.ClickException(
+            f"missing {', '.join(missing)}; install the benchmark extra: pip install 'discodock[benchmark]'"
+        )
+    if unseen_split_file is None:
+        beside = split_file.with_name(f"{split_file.name}_no_rec_overlap")
+        unseen_split_file = beside if beside.is_file() else None
+
+    start = time.perf_counter()
+    settings = BenchmarkSettings(
+        data_dir=data_dir,
+        split_file=split_file,
+        unseen_split_file=unseen_split_file,
+        out_dir=out,
+        checkpoints=() if no_models else checkpoints or (None,),
+        options=SamplingOptions(
+            samples=samples,
+            steps=steps,
+            seed=seed,
+            temperatures=TEMPERATURE_PRESETS[temperatures],
+            graphs_per_batch=batch_size,
+        ),
+        pocket=pocket,
+        vina=vina,
+        vina_subset=vina_subset,
+        vina_workers=vina_workers,
+        device=device,
+        earlier_runs=earlier_runs,
+        posebusters=not no_posebusters,
+    )
+    results = run_benchmark(settings, progress=not quiet)
+    usable, unusable = results["benchmark"]["usable"], len(results["benchmark"]["unusable"])
+    click.echo(f"{usable} complexes benchmarked, {unusable} unusable, in {time.perf_counter() - start:.0f} s")
+    for name, method in results["methods"].items():
+        scores = ", ".join(
+            f"{set_name} {metrics['top1_below_2A']:.1f} (n={metrics['complexes']})"
+            for set_name, metrics in method["metrics"].items()
+        )
+        click.echo(f"{name}: top-1 % RMSD < 2 Å: {scores}")
+    click.echo(f"report in {out / 'report.md'}")

@@ -1,0 +1,200 @@
+"""Virtual-screening throughput: one receptor, hundreds of real ligands, all docked in shared device batches.
+
+The ligands are the crystal ligands of a data folder and split, passed as **SMILES** (no coordinates, as in a
+screen), distinct by canonical SMILES, in split order. The receptor is featurized once (and cached by
+:class:`~discodock.inference.docking.DockingModel`), every ligand gets its ETKDG conformer against it, and all
+``ligands × samples`` graphs are docked in one :meth:`~discodock.inference.docking.DockingModel.run`. Ligands
+whose conformer fails are counted and skipped.
+
+Printed table: ligands docked, samples, steps, device, graphs per batch, featurization seconds, docking
+seconds (wall, device synchronised), ligands per second (docking only, and end to end) and peak allocated
+GPU memory.
+
+Usage (from the repository root)::
+
+    python benchmarks/screening.py --device cuda --ligands 500 --samples 10            # one GPU
+    python benchmarks/screening.py --device cpu --ligands 5 --samples 4 --steps 5      # a handful on a CPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from discodock import DockingModel
+from discodock.data.layout import find_complexes, read_split
+from discodock.data.ligand import canonical_smiles, read_ligand
+from discodock.errors import InputError
+from discodock.inference.docking import SamplingOptions, ligand_centroid
+from discodock.prepare import read_first_readable_ligand
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_RECEPTOR = REPO / "data" / "examples" / "6moa" / "6moa_protein.pdb.gz"
+DEFAULT_DATA_DIR = REPO.parent / "shared" / "data"
+DEFAULT_SPLIT = REPO / "data" / "splits" / "train.txt"
+
+
+@dataclass(frozen=True)
+class ScreeningThroughput:
+    """Measured throughput of one screening run.
+
+    Attributes
+    ----------
+    ligands
+        Ligands docked.
+    failed
+        Ligands whose featurization failed (skipped).
+    samples, steps
+        Poses per ligand and reverse-diffusion steps.
+    device
+        Where the docking ran.
+    graphs_per_batch
+        Graphs per device batch (:meth:`~discodock.inference.docking.DockingModel.graphs_per_batch`).
+    featurize_seconds
+        Wall time of the featurization of all ligands (the receptor's once included).
+    dock_seconds
+        Wall time of the batched docking.
+    peak_gpu_memory_bytes
+        Peak allocated CUDA memory during docking; ``None`` off the GPU.
+    """
+
+    ligands: int
+    failed: int
+    samples: int
+    steps: int
+    device: str
+    graphs_per_batch: int
+    featurize_seconds: float
+    dock_seconds: float
+    peak_gpu_memory_bytes: int | None
+
+    @property
+    def docking_ligands_per_second(self) -> float:
+        """``ligands / dock_seconds``."""
+        return self.ligands / self.dock_seconds
+
+    @property
+    def end_to_end_ligands_per_second(self) -> float:
+        """``ligands / (featurize_seconds + dock_seconds)``."""
+        return self.ligands / (self.featurize_seconds + self.dock_seconds)
+
+
+def screening_smiles(data_dir: str | Path, split_file: str | Path, count: int) -> list[tuple[str, str]]:
+    """Up to ``count`` distinct ligands of a data folder and split, as ``(name, canonical SMILES)``.
+
+    Complexes whose ligand files cannot be read are skipped.
+    """
+    usable, _ = find_complexes(data_dir, read_split(split_file))
+    ligands: dict[str, str] = {}
+    for files in usable:
+        if len(ligands) == count:
+            break
+        try:
+            smiles = canonical_smiles(read_first_readable_ligand(files.ligand_paths))
+        except InputError:
+            continue
+        ligands.setdefault(smiles, files.name)
+    return [(name, smiles) for smiles, name in ligands.items()]
+
+
+def measure_throughput(
+    model: DockingModel,
+    receptor: str | Path,
+    ligands: Sequence[tuple[str, str]],
+    options: SamplingOptions,
+    pocket_center: Sequence[float] | None = None,
+) -> ScreeningThroughput:
+    """Featurize and dock ``ligands`` (``(name, SMILES)``) into one receptor, timing both stages.
+
+    Raises
+    ------
+    InputError
+        If the receptor cannot be read or no ligand can be featurized.
+    """
+    device = model.device
+    start = time.perf_counter()
+    jobs = []
+    for name, smiles in ligands:
+        try:
+            ligand = read_ligand(smiles)
+            jobs.append(
+                model.prepare(receptor, ligand, name=name, pocket_center=pocket_center, seed=options.seed)
+            )
+        except InputError:
+            continue
+    featurize_seconds = time.perf_counter() - start
+    if not jobs:
+        raise InputError(receptor, "no ligand could be featurized")
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    start = time.perf_counter()
+    model.run(jobs, options)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    dock_seconds = time.perf_counter() - start
+    return ScreeningThroughput(
+        ligands=len(jobs),
+        failed=len(ligands) - len(jobs),
+        samples=options.samples,
+        steps=options.steps,
+        device=torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"cpu ({torch.get_num_threads()} threads)",
+        graphs_per_batch=model.graphs_per_batch(jobs, options),
+        featurize_seconds=featurize_seconds,
+        dock_seconds=dock_seconds,
+        peak_gpu_memory_bytes=torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
+    )
+
+
+def throughput_table(result: ScreeningThroughput) -> str:
+    """Markdown table of one measurement."""
+    memory = "–" if result.peak_gpu_memory_bytes is None else f"{result.peak_gpu_memory_bytes / 2**30:.2f}"
+    header = (
+        "| ligands | failed | samples | steps | device | graphs/batch | featurize s | dock s "
+        "| ligands/s (docking) | ligands/s (end to end) | peak GPU GiB |"
+    )
+    row = (
+        f"| {result.ligands} | {result.failed} | {result.samples} | {result.steps} | {result.device} "
+        f"| {result.graphs_per_batch} | {result.featurize_seconds:.1f} | {result.dock_seconds:.1f} "
+        f"| {result.docking_ligands_per_second:.2f} | {result.end_to_end_ligands_per_second:.2f} | {memory} |"
+    )
+    return "\n".join([header, "|---" * 11 + "|", row])
+
+
+def main(argv: Sequence[str] | None = None) -> ScreeningThroughput:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--receptor", default=str(DEFAULT_RECEPTOR), help="Receptor file.")
+    parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR), help="Folder of the ligands' complexes.")
+    parser.add_argument(
+        "--split", default=str(DEFAULT_SPLIT), help="IDs of the complexes whose ligands to use."
+    )
+    parser.add_argument("--ligands", type=int, default=500, help="Number of distinct ligands.")
+    parser.add_argument("--samples", type=int, default=10, help="Poses per ligand.")
+    parser.add_argument("--steps", type=int, default=20, help="Reverse-diffusion steps.")
+    parser.add_argument("--seed", type=int, default=0, help="Seed of conformers and sampling.")
+    parser.add_argument("--device", help="cuda or cpu [default: cuda if available].")
+    parser.add_argument("--checkpoint", help="Checkpoint folder [default: the shipped one].")
+    parser.add_argument("--batch-size", type=int, help="Graphs per device batch [default: automatic].")
+    parser.add_argument("--autobox-ligand", help="Reference ligand file whose centroid is the pocket centre.")
+    args = parser.parse_args(argv)
+    ligands = screening_smiles(args.data_dir, args.split, args.ligands)
+    model = DockingModel.load(args.checkpoint, device=args.device)
+    options = SamplingOptions(
+        samples=args.samples, steps=args.steps, seed=args.seed, graphs_per_batch=args.batch_size
+    )
+    center = None if args.autobox_ligand is None else ligand_centroid(args.autobox_ligand)
+    result = measure_throughput(model, args.receptor, ligands, options, center)
+    print(f"receptor {args.receptor}: {len(ligands)} distinct ligands from {args.split}")
+    print(throughput_table(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()
