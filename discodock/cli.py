@@ -26,6 +26,28 @@ class _Group(click.Group):
             sys.exit(1)
 
 
+# Options shared by the docking commands (predict, benchmark).
+samples_option = click.option(
+    "--samples", default=40, show_default=True, type=click.IntRange(min=1), help="Poses per complex."
+)
+steps_option = click.option(
+    "--steps", default=20, show_default=True, type=click.IntRange(min=1), help="Reverse-diffusion steps."
+)
+device_option = click.option("--device", help="cuda, cuda:1 or cpu [default: cuda if available].")
+temperatures_option = click.option(
+    "--temperatures",
+    type=click.Choice(["none", "diffdock-s", "disco-diffdock-s"]),
+    default="none",
+    show_default=True,
+    help="Low-temperature sampling preset.",
+)
+batch_size_option = click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    help="Graphs (complex copies) per device batch [default: from free GPU memory; 64 on a CPU].",
+)
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="discodock")
 def main() -> None:
@@ -133,12 +155,8 @@ def train(
     help="Output folder.",
 )
 @click.option("--name", help="Complex name with -r/-l [default: <protein stem>_<ligand stem>].")
-@click.option(
-    "--samples", default=40, show_default=True, type=click.IntRange(min=1), help="Poses per complex."
-)
-@click.option(
-    "--steps", default=20, show_default=True, type=click.IntRange(min=1), help="Reverse-diffusion steps."
-)
+@samples_option
+@steps_option
 @click.option(
     "--seed",
     default=0,
@@ -146,7 +164,7 @@ def train(
     type=click.IntRange(min=0),
     help="Random seed; repeats a run on the same device with the same --batch-size.",
 )
-@click.option("--device", help="cuda, cuda:1 or cpu [default: cuda if available].")
+@device_option
 @click.option(
     "--checkpoint",
     type=click.Path(path_type=Path),
@@ -182,18 +200,8 @@ def train(
 @click.option(
     "--logit-multiplier", type=float, help="Factor on the prior's logits [default: the checkpoint's]."
 )
-@click.option(
-    "--temperatures",
-    type=click.Choice(["none", "diffdock-s", "disco-diffdock-s"]),
-    default="none",
-    show_default=True,
-    help="Low-temperature sampling preset.",
-)
-@click.option(
-    "--batch-size",
-    type=click.IntRange(min=1),
-    help="Graphs (complex copies) per device batch [default: from free GPU memory; 64 on a CPU].",
-)
+@temperatures_option
+@batch_size_option
 @click.option("--hydrogens", is_flag=True, help="Add hydrogens with 3D coordinates to the written poses.")
 @click.option("--complex-pdb", is_flag=True, help="Also write complex.pdb: the receptor and the rank-1 pose.")
 @click.option("--override", is_flag=True, help="Dock again complexes that already have a rank1.sdf.")
@@ -307,12 +315,8 @@ def predict(
     help="IDs whose receptors are unseen in training, scored separately "
     "[default: <split>_no_rec_overlap beside --split, if it exists].",
 )
-@click.option(
-    "--samples", default=40, show_default=True, type=click.IntRange(min=1), help="Poses per complex."
-)
-@click.option(
-    "--steps", default=20, show_default=True, type=click.IntRange(min=1), help="Reverse-diffusion steps."
-)
+@samples_option
+@steps_option
 @click.option(
     "--out",
     default="benchmark_results",
@@ -366,19 +370,9 @@ def predict(
     type=click.IntRange(min=0),
     help="Seed of the conformers, the sampling and the Vina subset.",
 )
-@click.option("--device", help="cuda, cuda:1 or cpu [default: cuda if available].")
-@click.option(
-    "--batch-size",
-    type=click.IntRange(min=1),
-    help="Graphs (complex copies) per device batch [default: from free GPU memory; 64 on a CPU].",
-)
-@click.option(
-    "--temperatures",
-    type=click.Choice(["none", "diffdock-s", "disco-diffdock-s"]),
-    default="none",
-    show_default=True,
-    help="Low-temperature sampling preset.",
-)
+@device_option
+@batch_size_option
+@temperatures_option
 @click.option(
     "--no-posebusters", is_flag=True, help="Skip the PoseBusters checks (e.g. to score them later on a CPU)."
 )
