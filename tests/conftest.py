@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 
+from discodock.data.batch import ComplexBatch
 from discodock.data.cache import ComplexCache
 from discodock.data.complex import ComplexData
 from discodock.data.layout import find_complexes
@@ -51,3 +53,17 @@ def float64() -> Iterator[None]:
 def config() -> ModelConfig:
     """The ``tiny`` model configuration."""
     return load_config(REPO / "configs" / "tiny.yaml")
+
+
+def double(batch: ComplexBatch) -> ComplexBatch:
+    """The batch with every floating tensor in float64 (for equivariance checks)."""
+    floating = (
+        "center",
+        "residue_pos",
+        "residue_frame",
+        "ligand_pos",
+        "conformer_pos",
+        "crystal_pos",
+        "matched_pos",
+    )
+    return dataclasses.replace(batch, **{name: getattr(batch, name).double() for name in floating})

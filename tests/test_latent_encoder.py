@@ -8,27 +8,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from discodock.data.batch import ComplexBatch, collate
+from discodock.data.batch import collate
 from discodock.data.cache import ComplexCache
 from discodock.model.config import ModelConfig
 from discodock.model.latent_encoder import LatentEncoder
 from discodock.model.latents import TokenLogits, gumbel_softmax_tokens
 from discodock.model.score_model import ScoreModel
 
+from .conftest import double
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def double(batch: ComplexBatch) -> ComplexBatch:
-    floating = (
-        "center",
-        "residue_pos",
-        "residue_frame",
-        "ligand_pos",
-        "conformer_pos",
-        "crystal_pos",
-        "matched_pos",
-    )
-    return dataclasses.replace(batch, **{name: getattr(batch, name).double() for name in floating})
 
 
 def encoder_for(config: ModelConfig, seed: int = 0) -> LatentEncoder:

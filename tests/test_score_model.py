@@ -15,25 +15,10 @@ from discodock.model.config import ModelConfig, ScoreModelConfig, dataclass_from
 from discodock.model.latents import LatentAssignment, TokenLogits, sample_tokens
 from discodock.model.score_model import ScoreModel, ScoreOutput
 
+from .conftest import double
+
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
-
-
-def double(batch: ComplexBatch) -> ComplexBatch:
-    """The batch with every floating tensor in float64."""
-    floating = (
-        "center",
-        "residue_pos",
-        "residue_frame",
-        "ligand_pos",
-        "conformer_pos",
-        "crystal_pos",
-        "matched_pos",
-    )
-    return dataclasses.replace(
-        batch,
-        **{name: getattr(batch, name).double() for name in floating if getattr(batch, name) is not None},
-    )
 
 
 def random_rotation(seed: int) -> torch.Tensor:
