@@ -7,7 +7,9 @@ Usage (from the repository root; shared data beside the repository)::
         --vina pocket --vina-subset 60 --out benchmarks/results/pdbbind
 
 The unseen-receptor subset is read from ``timesplit_test_no_rec_overlap`` beside the split file. See
-:mod:`discodock.benchmark` for what is measured and written.
+:mod:`discodock.benchmark` for what is measured and written, and :mod:`discodock.benchmark.run` for the
+three-phase route (``--export-inputs``, ``python -m discodock.benchmark.sample_inputs``,
+``--import-samples``) for a GPU machine without RDKit.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from discodock.data.cache import ComplexCache
+from discodock.model.layers import compile_tensor_products
 from discodock.training.config import load_experiment
 from discodock.training.trainer import ProcessGroup, ScoreStage, batch_of
 
@@ -34,9 +35,18 @@ def _synchronize(device: torch.device) -> None:
 
 
 def measure(
-    config_path: str, cache: ComplexCache, device: torch.device, batch_size: int, warmup: int, steps: int
-) -> dict[str, float | int | str]:
-    """Time ``steps`` optimiser steps after ``warmup`` untimed ones; complexes/s and peak memory."""
+    config_path: str,
+    cache: ComplexCache,
+    device: torch.device,
+    batch_size: int,
+    warmup: int,
+    steps: int,
+    compiled: bool = False,
+) -> dict[str, float | int | str | bool]:
+    """Time ``steps`` optimiser steps after ``warmup`` untimed ones; complexes/s and peak memory.
+
+    ``compiled``: tensor products compiled with ``torch.compile`` (the warm-up steps absorb compilation).
+    """
     experiment = load_experiment(config_path)
     experiment = dataclasses.replace(
         experiment, train=dataclasses.replace(experiment.train, batch_size=batch_size)
@@ -46,6 +56,9 @@ def measure(
         torch.backends.cuda.matmul.allow_tf32 = experiment.train.allow_tf32
         torch.cuda.reset_peak_memory_stats(device)
     stage = ScoreStage(experiment, ProcessGroup(0, 1, device), cache, None)
+    if compiled:
+        for network in stage.export().values():
+            compile_tensor_products(network)
     optimizer = torch.optim.Adam(stage.trainable_parameters(), lr=experiment.train.lr)
     generator = torch.Generator(device).manual_seed(0)
     order = torch.Generator().manual_seed(0)
@@ -74,6 +87,7 @@ def measure(
         else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
         "config": config_path,
         "batch_size": batch_size,
+        "compiled": compiled,
         "steps": steps,
         "seconds": round(seconds, 3),
         "complexes_per_s": round(batch_size * steps / seconds, 2),
@@ -90,6 +104,13 @@ def main() -> None:
     parser.add_argument(
         "--cpu-batch-sizes", nargs="+", type=int, help="batch sizes on the CPU (default: --batch-sizes)"
     )
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        choices=["eager", "compiled"],
+        default=["eager"],
+        help="eager and/or torch.compile'd tensor products (GPU only; the CPU runs eager)",
+    )
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--cpu-steps", type=int, default=2)
@@ -101,16 +122,19 @@ def main() -> None:
         device = torch.device(name)
         cache = ComplexCache.load(args.cache, device)
         on_cpu = device.type == "cpu"
-        for batch_size in (args.cpu_batch_sizes or args.batch_sizes) if on_cpu else args.batch_sizes:
-            steps = args.cpu_steps if on_cpu else args.steps
-            rows.append(measure(args.config, cache, device, batch_size, 1 if on_cpu else args.warmup, steps))
-            print(json.dumps(rows[-1]), flush=True)
+        for mode in ["eager"] if on_cpu else args.modes:
+            for batch_size in (args.cpu_batch_sizes or args.batch_sizes) if on_cpu else args.batch_sizes:
+                steps, warmup = (args.cpu_steps, 1) if on_cpu else (args.steps, args.warmup)
+                row = measure(args.config, cache, device, batch_size, warmup, steps, mode == "compiled")
+                rows.append(row)
+                print(json.dumps(row), flush=True)
 
-    print("\n| device | config | batch | steps | complexes/s | peak GPU memory (GiB) |")
-    print("|---|---|---|---|---|---|")
+    print("\n| device | config | tensor products | batch | steps | complexes/s | peak GPU memory (GiB) |")
+    print("|---|---|---|---|---|---|---|")
     for row in rows:
+        mode = "compiled" if row["compiled"] else "eager"
         print(
-            f"| {row['device']} | {row['config']} | {row['batch_size']} | {row['steps']} | "
+            f"| {row['device']} | {row['config']} | {mode} | {row['batch_size']} | {row['steps']} | "
             f"{row['complexes_per_s']} | {row['peak_gpu_memory_gib']} |"
         )
     if args.out:

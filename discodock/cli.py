@@ -333,6 +333,20 @@ def predict(
 )
 @click.option("--no-models", is_flag=True, help="Run no network (only Vina or --add-method).")
 @click.option(
+    "--export-inputs",
+    type=click.Path(path_type=Path),
+    metavar="FILE",
+    help="Only featurize the set (and with --pocket its pocket variant) into FILE for python -m "
+    "discodock.benchmark.sample_inputs on a machine without RDKit; docks nothing, writes no report.",
+)
+@click.option(
+    "--import-samples",
+    type=click.Path(path_type=Path),
+    metavar="DIR",
+    help="Instead of running checkpoints, report the methods of the samples files (*.samples.pt) in DIR that "
+    "python -m discodock.benchmark.sample_inputs wrote from an --export-inputs file.",
+)
+@click.option(
     "--add-method",
     "earlier_runs",
     multiple=True,
@@ -386,6 +400,8 @@ def benchmark(
     out: Path,
     checkpoints: tuple[Path, ...],
     no_models: bool,
+    export_inputs: Path | None,
+    import_samples: Path | None,
     earlier_runs: tuple[Path, ...],
     pocket: bool,
     vina: str,
@@ -404,18 +420,51 @@ def benchmark(
     OUT/results.json, OUT/report.md, OUT/complexes.csv, OUT/rmsd_cdf.png and the ranked poses
     OUT/poses/<method>/<complex>.sdf with the method's run.json (what --add-method reads back). Complexes
     without a usable ligand file are listed with the reason.
+
+    On a GPU machine without RDKit: --export-inputs FILE here, then python -m
+    discodock.benchmark.sample_inputs --inputs FILE --checkpoint DIR ... --out SAMPLES there, then
+    --import-samples SAMPLES here (same --data-dir, --split, --pocket and sampling options).
     """
-    from discodock.benchmark.run import BenchmarkSettings, missing_packages, run_benchmark
+    from discodock.benchmark.run import (
+        BenchmarkSettings,
+        export_benchmark_inputs,
+        missing_packages,
+        run_benchmark,
+    )
     from discodock.inference.docking import TEMPERATURE_PRESETS, SamplingOptions
 
     if no_models and checkpoints:
         raise click.UsageError("--no-models and --checkpoint exclude each other")
+    if import_samples is not None and (checkpoints or no_models or export_inputs is not None):
+        raise click.UsageError("--import-samples excludes --checkpoint, --no-models and --export-inputs")
+    if export_inputs is not None and (checkpoints or no_models or earlier_runs or vina != "none"):
+        raise click.UsageError(
+            "--export-inputs only featurizes: it excludes --checkpoint, --no-models, --add-method and --vina"
+        )
     if no_models and vina == "none" and not earlier_runs:
         raise click.UsageError("--no-models needs --vina pocket or blind, or --add-method")
     if out.exists() and not out.is_dir():
         raise click.UsageError(f"--out {out} exists and is not a folder")
     if (vina_subset is not None or vina_workers is not None) and vina == "none":
         raise click.UsageError("--vina-subset and --vina-workers need --vina pocket or blind")
+    options = SamplingOptions(
+        samples=samples,
+        steps=steps,
+        seed=seed,
+        temperatures=TEMPERATURE_PRESETS[temperatures],
+        graphs_per_batch=batch_size,
+    )
+    start = time.perf_counter()
+    if export_inputs is not None:
+        inputs = export_benchmark_inputs(
+            data_dir, split_file, export_inputs, options, pocket=pocket, progress=not quiet
+        )
+        counts = ", ".join(f"{len(v.cache)} {name}" for name, v in inputs.variants.items())
+        click.echo(
+            f"exported {counts} featurized complexes to {export_inputs} "
+            f"({export_inputs.stat().st_size / 2**20:.1f} MiB) in {time.perf_counter() - start:.0f} s"
+        )
+        return
     missing = missing_packages(vina)
     if missing:
         raise click.ClickException(
@@ -425,20 +474,13 @@ def benchmark(
         beside = split_file.with_name(f"{split_file.name}_no_rec_overlap")
         unseen_split_file = beside if beside.is_file() else None
 
-    start = time.perf_counter()
     settings = BenchmarkSettings(
         data_dir=data_dir,
         split_file=split_file,
         unseen_split_file=unseen_split_file,
         out_dir=out,
-        checkpoints=() if no_models else checkpoints or (None,),
-        options=SamplingOptions(
-            samples=samples,
-            steps=steps,
-            seed=seed,
-            temperatures=TEMPERATURE_PRESETS[temperatures],
-            graphs_per_batch=batch_size,
-        ),
+        checkpoints=() if no_models or import_samples is not None else checkpoints or (None,),
+        options=options,
         pocket=pocket,
         vina=vina,
         vina_subset=vina_subset,
@@ -446,6 +488,7 @@ def benchmark(
         device=device,
         earlier_runs=earlier_runs,
         posebusters=not no_posebusters,
+        imported_samples=import_samples,
     )
     results = run_benchmark(settings, progress=not quiet)
     usable, unusable = results["benchmark"]["usable"], len(results["benchmark"]["unusable"])

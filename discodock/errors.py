@@ -25,3 +25,10 @@ class InputError(ValueError):
         self.source = str(source)
         self.problem = " ".join(str(problem).split())
         super().__init__(f"{self.source}: {self.problem}")
+
+
+def failure_reason(error: Exception) -> str:
+    """One line: an :class:`InputError` as ``<file>: <problem>``, others as ``unexpected <type>: ...``."""
+    if isinstance(error, InputError):
+        return str(error)
+    return f"unexpected {type(error).__name__}: {' '.join(str(error).split())}"

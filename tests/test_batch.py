@@ -53,3 +53,20 @@ def test_receptor_edges_stay_within_their_graph(example_cache: ComplexCache) -> 
     assert not torch.any(centre == neighbour)
     in_degree = torch.bincount(centre, minlength=batch.residue_pos.shape[0])
     assert int(in_degree.max()) <= 24 and int(in_degree.min()) >= 1
+
+
+def test_pockets_keep_the_residues_crop_receptor_keeps(
+    example_complexes: list[ComplexData], example_cache: ComplexCache
+) -> None:
+    source = example_complexes[1]
+    centre = source.crystal_pos.mean(axis=0)
+    pockets = torch.tensor([[*centre, 12.0], [*centre, float("inf")]], dtype=torch.float32)
+    batch = collate(example_cache, [1], copies=2, pockets=pockets)
+    within = np.linalg.norm(source.residue_pos - centre, axis=1) <= 12.0
+    assert 0 < within.sum() < len(within)
+    np.testing.assert_array_equal(
+        batch.residue_pos[batch.residue_graph == 0].numpy(), source.residue_pos[within]
+    )
+    np.testing.assert_array_equal(batch.residue_pos[batch.residue_graph == 1].numpy(), source.residue_pos)
+    centre_node, neighbour = batch.receptor_edges
+    assert torch.equal(batch.residue_graph[centre_node], batch.residue_graph[neighbour])

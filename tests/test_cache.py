@@ -84,3 +84,17 @@ def test_load_rejects_missing_and_foreign_files(tmp_path: Path) -> None:
     torch.save({"weights": torch.zeros(2)}, foreign)
     with pytest.raises(InputError, match="format version"):
         ComplexCache.load(foreign)
+
+
+def test_exact_payload_keeps_every_value_while_the_file_rounds_the_frames(
+    example_cache: ComplexCache, tmp_path: Path
+) -> None:
+    exact = ComplexCache.from_payload(example_cache.payload(exact=True), "payload")
+    for key, value in example_cache.fields.items():
+        assert exact.fields[key].dtype == value.dtype and torch.equal(exact.fields[key], value), key
+    assert exact.names == example_cache.names and torch.equal(exact.counts, example_cache.counts)
+    example_cache.save(tmp_path / "c.pt")
+    compact = ComplexCache.load(tmp_path / "c.pt")
+    assert not torch.equal(compact.fields["residue_frame"], example_cache.fields["residue_frame"])  # float16
+    with pytest.raises(InputError, match="payload: not a discodock cache of format version"):
+        ComplexCache.from_payload({"version": 0}, "payload")

@@ -15,6 +15,7 @@ import torch
 from rdkit import Chem
 
 import discodock.inference.docking as docking
+import discodock.inference.networks as networks
 from discodock import DockingModel
 from discodock.data.batch import ComplexBatch
 from discodock.data.complex import crop_receptor
@@ -230,29 +231,6 @@ def test_many_complexes_in_small_batches_match_their_own_graphs(ranking_model: D
             assert pose.confidence == pytest.approx(-np.linalg.norm(centroid), abs=1e-3)
 
 
-def test_out_of_memory_halves_the_batch_and_retries(
-    model: DockingModel, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    fresh = DockingModel(model.score_model, model.prior, device="cpu")
-    sample_batch = fresh._sample_batch
-    sizes = []
-
-    def limited(cache, index, *args, **kwargs):  # type: ignore[no-untyped-def]
-        sizes.append(index.numel())
-        if index.numel() > 2:
-            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
-        return sample_batch(cache, index, *args, **kwargs)
-
-    monkeypatch.setattr(fresh, "_sample_batch", limited)
-    options = SamplingOptions(samples=5, steps=1, seed=0, graphs_per_batch=8)
-    job = fresh.prepare(PROTEIN, read_ligand(SMILES), name="x")
-    with caplog.at_level(logging.WARNING):
-        (result,) = fresh.run([job], options)
-    assert sizes == [5, 2, 2, 1]  # 5 graphs fail, halved to 2 for the rest
-    assert len(result.poses) == 5 and "out of device memory" in caplog.text
-    assert fresh.graphs_per_batch([job], options) == 2  # later batches start at the reduced size
-
-
 def test_receptor_is_read_and_featurized_once_per_protein(
     model: DockingModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -318,7 +296,7 @@ def test_a_pocket_crops_the_receptor_graph_and_its_tokens_point_at_protein_resid
     distances = np.linalg.norm(protein.ca.astype(np.float64) - pocket, axis=1)
     conformer = positions(generate_conformer(read_ligand(LIGAND), seed=0))
     conformer_radius = np.linalg.norm(conformer - conformer.mean(axis=0), axis=1).max()
-    batch_of = docking.batch_of
+    batch_of = networks.batch_of
     residues_per_graph = []
 
     def recording_batch_of(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -326,7 +304,7 @@ def test_a_pocket_crops_the_receptor_graph_and_its_tokens_point_at_protein_resid
         residues_per_graph.extend(batch.residue_graph.bincount(minlength=batch.num_graphs).tolist())
         return batch
 
-    monkeypatch.setattr(docking, "batch_of", recording_batch_of)
+    monkeypatch.setattr(networks, "batch_of", recording_batch_of)
     for radius, expected_radius in ((None, docking.DEFAULT_POCKET_MARGIN + conformer_radius), (8.0, 8.0)):
         residues_per_graph.clear()
         (result,) = model.dock(

@@ -14,6 +14,7 @@ from discodock.model.layers import (
     FastTensorProduct,
     GaussianSmearing,
     TensorProductConvolution,
+    compile_tensor_products,
     hidden_irreps,
     scalar_part,
     scatter_mean,
@@ -211,3 +212,22 @@ def test_convolution_is_equivariant_and_permutation_equivariant(float64: None) -
         edge_features,
     )
     torch.testing.assert_close(permuted, output[permutation])
+
+
+def test_compiled_tensor_products_give_the_eager_messages_and_gradients() -> None:
+    """One dynamic-shape compilation serves edge sets of any size, with the eager values and gradients."""
+    torch.manual_seed(0)
+    convolution = TensorProductConvolution(FastTensorProduct(ALL_IRREPS, ALL_IRREPS), [6], 5, 5, 0.0)
+    eager = FastTensorProduct(ALL_IRREPS, ALL_IRREPS)
+    assert compile_tensor_products(convolution) == 1
+    compiled = convolution.tensor_product
+    for num_edges in (17, 40):
+        features = torch.randn(num_edges, ALL_IRREPS.dim, requires_grad=True)
+        harmonics = spherical_harmonics_l1(torch.randn(num_edges, 3))
+        weights = torch.randn(num_edges, eager.weight_numel)
+        expected = eager(features, harmonics, weights)
+        (expected_gradient,) = torch.autograd.grad(expected.square().sum(), features)
+        actual = compiled(features, harmonics, weights)
+        (actual_gradient,) = torch.autograd.grad(actual.square().sum(), features)
+        torch.testing.assert_close(actual, expected)
+        torch.testing.assert_close(actual_gradient, expected_gradient)

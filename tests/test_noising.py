@@ -10,7 +10,7 @@ import torch
 
 from discodock.data.batch import ComplexBatch, collate
 from discodock.data.cache import ComplexCache
-from discodock.diffusion.noising import noise_batch, sample_pocket_centers
+from discodock.diffusion.noising import noise_batch, sample_training_pockets
 from discodock.geometry.pose import apply_pose_updates, graph_mean, kabsch
 from discodock.geometry.schedules import NoiseSchedule
 from discodock.geometry.so3 import axis_angle_to_matrix
@@ -164,13 +164,28 @@ def test_same_generator_seed_gives_the_same_noise(cache: ComplexCache) -> None:
     assert not torch.allclose(first.ligand_pos, other.ligand_pos)
 
 
-def test_pocket_centres_scatter_around_the_crystal_centroid(cache: ComplexCache) -> None:
-    batch = batch_of(cache, copies=200)
+def test_training_pockets_surround_the_ligand_with_the_inference_radius(cache: ComplexCache) -> None:
+    index = torch.arange(len(cache)).repeat(200)
+    batch = batch_of(cache, copies=200)  # same graphs in another order: compare per complex
     centroid = graph_mean(batch.crystal_pos, batch.atom_graph, batch.num_graphs)
-    exact = sample_pocket_centers(batch, 0.0, torch.Generator().manual_seed(9))
-    torch.testing.assert_close(exact, centroid)
-    jittered = sample_pocket_centers(batch, 3.0, torch.Generator().manual_seed(9))
-    assert abs(float((jittered - centroid).std()) - 3.0) < 0.3
+    centroid = centroid.reshape(len(cache), 200, 3)[:, 0]
+    exact = sample_training_pockets(cache, index, 1.0, 0.0, 20.0, torch.Generator().manual_seed(9))
+    torch.testing.assert_close(exact[:, :3], centroid[index])
+    single = batch_of(cache, copies=1)
+    for complex_index in range(len(cache)):  # radius = margin + the conformer's largest atom distance
+        conformer = single.conformer_pos[single.atom_graph == complex_index]
+        radius = float((conformer - conformer.mean(dim=0)).norm(dim=1).max())
+        assert float(exact[complex_index, 3]) == pytest.approx(20.0 + radius, abs=1e-4)
+    jittered = sample_training_pockets(cache, index, 1.0, 3.0, 20.0, torch.Generator().manual_seed(9))
+    assert abs(float((jittered[:, :3] - centroid[index]).std()) - 3.0) < 0.3
+
+
+def test_training_pockets_crop_only_the_drawn_share(cache: ComplexCache) -> None:
+    index = torch.arange(len(cache)).repeat(500)
+    pockets = sample_training_pockets(cache, index, 0.3, 2.0, 20.0, torch.Generator().manual_seed(1))
+    share = float(torch.isfinite(pockets[:, 3]).float().mean())
+    assert abs(share - 0.3) < 0.05
+    assert torch.all(sample_training_pockets(cache, index, 0.0, 2.0, 20.0)[:, 3] == torch.inf)
 
 
 def test_noising_needs_the_clean_pose(cache: ComplexCache) -> None:

@@ -134,9 +134,14 @@ def test_tiny_model_cuts_its_loss(cache_path: Path, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("stage", ["score", "confidence"])
 def test_resumed_run_equals_an_uninterrupted_one(cache_path: Path, tmp_path: Path, stage: str) -> None:
-    validation = ValidationConfig(every_steps=2, complexes=2, samples=2, inference_steps=2)
+    """Score stage with half the batches in pocket mode and pocket validation: the crops resume too."""
+    pocket_jitter = 2.0 if stage == "score" else None
+    validation = ValidationConfig(
+        every_steps=2, complexes=2, samples=2, inference_steps=2, pocket_jitter=pocket_jitter
+    )
     common = {
         "stage": stage,
+        "pocket_fraction": 0.5 if stage == "score" else 0.0,
         "checkpoint_every_steps": 2,
         "val_cache": str(cache_path),
         "validation": validation,
@@ -160,6 +165,10 @@ def test_resumed_run_equals_an_uninterrupted_one(cache_path: Path, tmp_path: Pat
         **log_records(tmp_path / "whole", "validation")[-1],
         "seconds": log_records(tmp_path / "second", "validation")[-1]["seconds"],
     }
+    if stage == "score":
+        assert {"pocket_rmsd_lt2", "pocket_rmsd_median"} <= log_records(tmp_path / "whole", "validation")[
+            -1
+        ].keys()
 
 
 def test_warm_start_from_a_network_folder_continues_the_networks(cache_path: Path, tmp_path: Path) -> None:

@@ -5,6 +5,8 @@
 * :mod:`discodock.benchmark.run`: docking every complex with
   :class:`~discodock.inference.docking.DockingModel` checkpoints in one batched run, and the whole benchmark
   (:func:`~discodock.benchmark.run.run_benchmark`);
+* :mod:`discodock.benchmark.sample_inputs`: the GPU phase of the three-phase route for a machine without
+  RDKit (export the featurized set, sample there, import the samples), and its files;
 * :mod:`discodock.benchmark.vina`: the AutoDock Vina baseline;
 * :mod:`discodock.benchmark.report`: RMSDs, PoseBusters checks and the written report.
 

@@ -172,13 +172,6 @@ class _ReceptorAtoms(Select):
         return atom.get_parent()[atom.get_id()].selected_child is atom
 
 
-def failure_reason(error: Exception) -> str:
-    """One line: an :class:`InputError` as ``<file>: <problem>``, others as ``unexpected <type>: ...``."""
-    if isinstance(error, InputError):
-        return str(error)
-    return f"unexpected {type(error).__name__}: {' '.join(str(error).split())}"
-
-
 def write_receptor_pdb(protein_path: str | Path, out: str | Path) -> Path:
     """Write the cleaned receptor of a protein file (see the module docstring) as PDB.
 

@@ -1,10 +1,10 @@
 """Docking a benchmark set with trained networks, and the whole benchmark run (``discodock benchmark``).
 
 Networks (:func:`run_models`): every usable complex is featurized once
-(:meth:`~discodock.inference.docking.DockingModel.prepare`, the crystal ligand's graph with a fresh seeded
-ETKDG conformer, so the crystal pose never reaches the network), then **all** complexes × ``samples`` are
-docked in one :meth:`~discodock.inference.docking.DockingModel.run` (many complexes per device batch). With
-``pocket``, every complex is featurized a second time with ``pocket_center`` at the crystal ligand's
+(:meth:`~discodock.inference.docking.ComplexPreparer.prepare`, the crystal ligand's graph with a fresh
+seeded ETKDG conformer, so the crystal pose never reaches the network), then **all** complexes × ``samples``
+are docked in one :meth:`~discodock.inference.docking.DockingModel.run` (many complexes per device batch).
+With ``pocket``, every complex is featurized a second time with ``pocket_center`` at the crystal ligand's
 heavy-atom centroid (the information Vina's pocket box gets) and docked again as a separate method. The
 featurized complexes are shared by all checkpoints (featurization does not depend on the networks).
 
@@ -13,10 +13,31 @@ with the CUDA device synchronised before and after, and the peak allocated CUDA 
 batched run raises, the complexes are docked one by one so that only the culprit fails (the time then
 includes the failed attempt).
 
+On a GPU machine without RDKit, Biopython and spyrmsd the networks run in three phases instead
+(:mod:`discodock.benchmark.sample_inputs`), with the same featurization, sampling, timing and method names:
+
+1. :func:`export_benchmark_inputs` (``--export-inputs FILE``, CPU machine): featurize, write the inputs file;
+2. ``python -m discodock.benchmark.sample_inputs`` (GPU machine): sample, write one samples file per method;
+3. :func:`import_samples` (``--import-samples DIR``, CPU machine): featurize again, check that the samples
+   belong to these complexes, rank the poses (:func:`~discodock.inference.docking.ranked_results`) and
+   report them with the GPU run's docking times and this run's featurization times.
+
+For example (the PDBBind time split, from the repository root)::
+
+    discodock benchmark --data-dir ../shared/data/dsdp_pdbbind_timesplit_test \
+        --split ../shared/data/splits/timesplit_test --pocket --export-inputs .gpu/bench_inputs.pt
+    # on the GPU machine:
+    python3 -m discodock.benchmark.sample_inputs --inputs .gpu/bench_inputs.pt \
+        --checkpoint checkpoints/disco_small --checkpoint checkpoints/nolatent_small --out $OUT
+    # back on the CPU machine, with the samples files of $OUT in DIR:
+    discodock benchmark --data-dir ../shared/data/dsdp_pdbbind_timesplit_test \
+        --split ../shared/data/splits/timesplit_test --pocket --import-samples DIR \
+        --vina pocket --vina-subset 40 --out benchmarks/results/pdbbind
+
 The benchmark (:func:`run_benchmark`) loads the set
-(:func:`~discodock.benchmark.complexes.load_benchmark_set`), runs the networks, reads back methods of earlier
-runs (:func:`~discodock.benchmark.report.read_run_poses`), optionally runs the Vina baseline
-(:mod:`discodock.benchmark.vina`) on a fixed seeded subset, and writes the report
+(:func:`~discodock.benchmark.complexes.load_benchmark_set`), runs the networks or imports their samples,
+reads back methods of earlier runs (:func:`~discodock.benchmark.report.read_run_poses`), optionally runs the
+Vina baseline (:mod:`discodock.benchmark.vina`) on a fixed seeded subset, and writes the report
 (:func:`~discodock.benchmark.report.write_report`).
 """
 
@@ -25,6 +46,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import logging
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,20 +60,35 @@ from tqdm import tqdm
 from discodock.benchmark.complexes import (
     BenchmarkComplex,
     MethodRun,
-    failure_reason,
     load_benchmark_set,
     seeded_subset,
 )
+from discodock.benchmark.sample_inputs import (
+    VARIANT_SUFFIXES,
+    BenchmarkInputs,
+    MethodSamples,
+    Timing,
+    VariantInputs,
+    isolating_failures,
+    method_description,
+    method_names,
+    read_samples_folder,
+    timed,
+    variants_of,
+    write_inputs,
+)
+from discodock.data.cache import ComplexCache
 from discodock.data.layout import read_split
-from discodock.errors import InputError
+from discodock.errors import InputError, failure_reason
 from discodock.inference.docking import (
     DEFAULT_CHECKPOINT,
+    ComplexPreparer,
     DockingJob,
     DockingModel,
     DockingResult,
     SamplingOptions,
+    ranked_results,
 )
-from discodock.inference.predict import safe_name
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +133,8 @@ class BenchmarkSettings:
         Pose folders ``<results>/poses/<method>`` of earlier runs, scored again as methods of this one.
     posebusters
         Run the PoseBusters checks of the top-1 poses.
+    imported_samples
+        Folder of samples files (:mod:`discodock.benchmark.sample_inputs`) whose methods join this run.
     """
 
     data_dir: Path
@@ -111,6 +150,7 @@ class BenchmarkSettings:
     device: str | None = None
     earlier_runs: tuple[Path, ...] = ()
     posebusters: bool = True
+    imported_samples: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -138,21 +178,8 @@ def missing_packages(vina: VinaMode) -> list[str]:
     return [module for module in wanted if importlib.util.find_spec(module) is None]
 
 
-def method_names(checkpoints: Sequence[Path | None]) -> list[str]:
-    """A unique, folder-safe method name per checkpoint: its folder name, ``-2``, ``-3`` ... on repeats."""
-    names: list[str] = []
-    for checkpoint in checkpoints:
-        base = safe_name(Path(DEFAULT_CHECKPOINT if checkpoint is None else checkpoint).resolve().name)
-        name, copy = base, 1
-        while name in names:
-            copy += 1
-            name = f"{base}-{copy}"
-        names.append(name)
-    return names
-
-
 def prepare_complexes(
-    model: DockingModel,
+    preparer: ComplexPreparer,
     complexes: Sequence[BenchmarkComplex],
     *,
     pocket: bool,
@@ -163,8 +190,8 @@ def prepare_complexes(
 
     Parameters
     ----------
-    model
-        Featurizes (and caches receptors); the result does not depend on its networks.
+    preparer
+        Featurizes (and caches receptors), e.g. a :class:`~discodock.inference.docking.DockingModel`.
     complexes
         The benchmark complexes.
     pocket
@@ -181,7 +208,7 @@ def prepare_complexes(
     for complex_ in tqdm(complexes, desc=label, unit="complex", disable=not progress):
         try:
             jobs.append(
-                model.prepare(
+                preparer.prepare(
                     complex_.protein_path,
                     complex_.crystal_ligand,
                     name=complex_.name,
@@ -192,6 +219,19 @@ def prepare_complexes(
         except Exception as error:  # one bad complex must not stop the benchmark
             failures[complex_.name] = failure_reason(error)
     return PreparedComplexes(tuple(jobs), failures, time.perf_counter() - start)
+
+
+def prepare_variants(
+    complexes: Sequence[BenchmarkComplex], *, pocket: bool, seed: int, progress: bool = True
+) -> dict[str, PreparedComplexes]:
+    """The complexes featurized blind, and with ``pocket`` also with the pocket centre given (by variant)."""
+    preparer = ComplexPreparer()
+    return {
+        variant: prepare_complexes(
+            preparer, complexes, pocket=variant == "pocket", seed=seed, progress=progress
+        )
+        for variant in variants_of(pocket)
+    }
 
 
 def dock_prepared(
@@ -209,15 +249,42 @@ def dock_prepared(
     MethodRun
         Poses ``float64[S, N, 3]`` (confidence order; sampling order when unranked) and confidences.
     """
-    device = model.device
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-    start = time.perf_counter()
-    results, failures = _dock_isolating_failures(model, list(prepared.jobs), options)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    seconds = time.perf_counter() - start
+    jobs = list(prepared.jobs)
+    (results, failures), timing = timed(
+        model.device,
+        lambda: isolating_failures(
+            lambda indices: model.run([jobs[i] for i in indices], options), [job.name for job in jobs]
+        ),
+    )
+    return method_run(name, description, complexes, prepared, list(results.values()), failures, timing)
+
+
+def method_run(
+    name: str,
+    description: str,
+    complexes: Sequence[BenchmarkComplex],
+    prepared: PreparedComplexes,
+    results: Sequence[DockingResult],
+    failures: dict[str, str],
+    timing: Timing,
+) -> MethodRun:
+    """The method of ranked results: poses ``float64[S, N, 3]`` and confidences per docked complex.
+
+    Parameters
+    ----------
+    name, description
+        The method's name and line in the report.
+    complexes
+        Every complex of the benchmark (all attempted).
+    prepared
+        Their featurization (its failures and time).
+    results
+        The docked complexes.
+    failures
+        One-line reason per complex whose docking failed.
+    timing
+        The docking run's time, hardware and peak GPU memory.
+    """
     positions = {
         result.name: np.stack([pose.mol.GetConformer().GetPositions() for pose in result.poses])
         for result in results
@@ -233,9 +300,9 @@ def dock_prepared(
         ranked=bool(results) and all(result.ranked for result in results),
         failures={**prepared.failures, **failures},
         preparation_seconds=prepared.seconds,
-        docking_seconds=seconds,
-        hardware=_hardware(device),
-        peak_gpu_memory_bytes=torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
+        docking_seconds=timing.seconds,
+        hardware=timing.hardware,
+        peak_gpu_memory_bytes=timing.peak_gpu_memory_bytes,
     )
 
 
@@ -256,21 +323,111 @@ def run_models(
         Per checkpoint the blind method ``<name>``, then ``<name>-pocket`` if ``pocket``.
     """
     models = [DockingModel.load(checkpoint, device=device) for checkpoint in checkpoints]
-    variants = {
-        "": prepare_complexes(models[0], complexes, pocket=False, seed=options.seed, progress=progress)
-    }
-    if pocket:
-        variants["-pocket"] = prepare_complexes(
-            models[0], complexes, pocket=True, seed=options.seed, progress=progress
-        )
+    variants = prepare_variants(complexes, pocket=pocket, seed=options.seed, progress=progress)
     runs = []
     for model, checkpoint, name in zip(models, checkpoints, method_names(checkpoints), strict=True):
-        folder = Path(DEFAULT_CHECKPOINT if checkpoint is None else checkpoint)
-        for suffix, prepared in variants.items():
-            where = "pocket centre at the crystal ligand centroid" if suffix else "blind (whole protein)"
-            description = f"checkpoint {folder}, {options.samples} samples, {options.steps} steps, {where}"
-            logger.info("docking %d complexes with %s%s", len(prepared.jobs), name, suffix)
-            runs.append(dock_prepared(model, name + suffix, description, complexes, prepared, options))
+        for variant, prepared in variants.items():
+            method = name + VARIANT_SUFFIXES[variant]
+            description = method_description(checkpoint, options, variant)
+            logger.info("docking %d complexes with %s", len(prepared.jobs), method)
+            runs.append(dock_prepared(model, method, description, complexes, prepared, options))
+    return runs
+
+
+def export_benchmark_inputs(
+    data_dir: Path,
+    split_file: Path,
+    path: Path,
+    options: SamplingOptions,
+    *,
+    pocket: bool = False,
+    progress: bool = True,
+) -> BenchmarkInputs:
+    """Featurize the benchmark set as :func:`run_models` does and write the inputs file of the GPU phase.
+
+    Parameters
+    ----------
+    data_dir, split_file
+        The benchmark set (:func:`~discodock.benchmark.complexes.load_benchmark_set`).
+    path
+        The inputs file to write (:func:`~discodock.benchmark.sample_inputs.write_inputs`).
+    options
+        Sampling options (the seed featurizes; all are stored for the GPU phase).
+    pocket
+        Also the variant with the pocket centre given.
+    progress
+        Show progress bars.
+
+    Raises
+    ------
+    InputError
+        Missing data folder or split file, no usable complex, or a variant where no complex featurizes.
+    """
+    with tempfile.TemporaryDirectory() as receptors:  # cleaned receptors are for the report only
+        benchmark = load_benchmark_set(data_dir, split_file, receptors)
+        variants = prepare_variants(benchmark.complexes, pocket=pocket, seed=options.seed, progress=progress)
+    exported = {}
+    for variant, prepared in variants.items():
+        if not prepared.jobs:
+            raise InputError(split_file, f"no complex could be featurized ({variant})")
+        exported[variant] = VariantInputs(
+            ComplexCache.from_complexes([job.features for job in prepared.jobs]),
+            torch.as_tensor(np.stack([job.prior_center for job in prepared.jobs])),
+            prepared.seconds,
+        )
+    inputs = BenchmarkInputs(options, exported)
+    write_inputs(inputs, path)
+    return inputs
+
+
+def import_samples(
+    folder: Path,
+    complexes: Sequence[BenchmarkComplex],
+    options: SamplingOptions,
+    *,
+    pocket: bool = False,
+    progress: bool = True,
+) -> list[MethodRun]:
+    """The methods of the samples files in ``folder``, ranked against these complexes featurized again.
+
+    The complexes are featurized as for :func:`export_benchmark_inputs` (same seed), and the poses ranked by
+    :func:`~discodock.inference.docking.ranked_results`; docking times come from the samples files,
+    featurization times from this run.
+
+    Raises
+    ------
+    InputError
+        No samples file, other variants than this run's (``pocket``), other sampling options (except the
+        batch size), or samples of other complexes (names, ligand atoms, receptor-graph residues).
+    """
+    files = read_samples_folder(folder)
+    expected = variants_of(pocket)
+    found = sorted({samples.variant for _, samples in files})
+    if found != sorted(expected):
+        flag = "with" if pocket else "without"
+        raise InputError(
+            folder,
+            f"has samples of the variants {', '.join(found)}; this run {flag} --pocket needs "
+            f"{', '.join(expected)}",
+        )
+    variants = prepare_variants(complexes, pocket=pocket, seed=options.seed, progress=progress)
+    runs = []
+    for path, samples in files:
+        prepared = variants[samples.variant]
+        _check_samples(path, samples, prepared.jobs, options)
+        jobs = {job.name: job for job in prepared.jobs}
+        results = ranked_results([jobs[name] for name in samples.sampled], samples.poses)
+        runs.append(
+            method_run(
+                samples.method,
+                samples.description,
+                complexes,
+                prepared,
+                results,
+                samples.failures,
+                samples.timing,
+            )
+        )
     return runs
 
 
@@ -302,6 +459,14 @@ def run_benchmark(settings: BenchmarkSettings, progress: bool = True) -> dict[st
             settings.options,
             pocket=settings.pocket,
             device=settings.device,
+            progress=progress,
+        )
+    if settings.imported_samples is not None:
+        runs += import_samples(
+            settings.imported_samples,
+            benchmark.complexes,
+            settings.options,
+            pocket=settings.pocket,
             progress=progress,
         )
     complexes = {complex_.name: complex_ for complex_ in benchmark.complexes}
@@ -340,30 +505,41 @@ def run_benchmark(settings: BenchmarkSettings, progress: bool = True) -> dict[st
     )
 
 
-def _dock_isolating_failures(
-    model: DockingModel, jobs: list[DockingJob], options: SamplingOptions
-) -> tuple[list[DockingResult], dict[str, str]]:
-    """``model.run(jobs)``; if it raises, each job alone, so that only the failing complexes fail."""
-    try:
-        return model.run(jobs, options), {}
-    except Exception as error:  # isolate the complex that broke the batch
-        if len(jobs) == 1:
-            return [], {jobs[0].name: failure_reason(error)}
-        logger.warning("batched docking failed (%s); docking one complex at a time", failure_reason(error))
-    results: list[DockingResult] = []
-    failures: dict[str, str] = {}
-    for job in jobs:
-        docked, failed = _dock_isolating_failures(model, [job], options)
-        results += docked
-        failures.update(failed)
-    return results, failures
-
-
-def _hardware(device: torch.device) -> str:
-    """``cuda:0 (NVIDIA H200)`` or ``cpu (2 threads)``."""
-    if device.type == "cuda":
-        return f"{device} ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({torch.get_num_threads()} threads)"
+def _check_samples(
+    path: Path, samples: MethodSamples, jobs: Sequence[DockingJob], options: SamplingOptions
+) -> None:
+    """Raise :class:`InputError` (one line) unless ``samples`` were sampled from ``jobs`` with ``options``."""
+    sampled = dataclasses.asdict(dataclasses.replace(samples.options, graphs_per_batch=None))
+    wanted = dataclasses.asdict(dataclasses.replace(options, graphs_per_batch=None))
+    differing = [key for key in wanted if sampled[key] != wanted[key]]
+    if differing:
+        raise InputError(
+            path,
+            "sampled with "
+            + ", ".join(f"{key}={sampled[key]}" for key in differing)
+            + ", this run has "
+            + ", ".join(f"{key}={wanted[key]}" for key in differing),
+        )
+    names = [job.name for job in jobs]
+    if list(samples.complexes) != names:
+        unknown = sorted(set(samples.complexes) ^ set(names))
+        raise InputError(
+            path,
+            f"samples of {len(samples.complexes)} complexes, this run featurized {len(names)}; they differ "
+            f"in {', '.join(unknown[:5]) or 'order'}{' ...' if len(unknown) > 5 else ''}",
+        )
+    for key, sizes in (
+        ("atoms", [job.features.num_atoms for job in jobs]),
+        ("residues", [job.features.num_residues for job in jobs]),
+    ):
+        differ = [
+            name for name, a, b in zip(names, getattr(samples, key).tolist(), sizes, strict=True) if a != b
+        ]
+        if differ:
+            raise InputError(
+                path,
+                f"{key} differ from this run's featurization in {len(differ)} complexes, e.g. {differ[0]}",
+            )
 
 
 def settings_record(settings: BenchmarkSettings) -> dict[str, object]:
@@ -379,5 +555,6 @@ def settings_record(settings: BenchmarkSettings) -> dict[str, object]:
         "device": settings.device,
         "earlier_runs": [str(folder) for folder in settings.earlier_runs],
         "posebusters": settings.posebusters,
+        "imported_samples": None if settings.imported_samples is None else str(settings.imported_samples),
     }
     return {**record, **dataclasses.asdict(settings.options)}

@@ -45,8 +45,8 @@ from rdkit.Chem import AllChem
 from tqdm import tqdm
 from vina import Vina
 
-from discodock.benchmark.complexes import BenchmarkComplex, MethodRun, failure_reason
-from discodock.errors import InputError
+from discodock.benchmark.complexes import BenchmarkComplex, MethodRun
+from discodock.errors import InputError, failure_reason
 from discodock.inference.predict import safe_name
 
 VINA_SEED = 42

@@ -85,6 +85,7 @@ def collate(
     copies: int = 1,
     receptor_radius: float = 15.0,
     receptor_max_neighbors: int = 24,
+    pockets: torch.Tensor | None = None,
 ) -> ComplexBatch:
     """Gather complexes of ``cache`` into a batch, each in ``copies`` consecutive pose copies.
 
@@ -100,6 +101,11 @@ def collate(
         Pose copies per complex (e.g. 40 samples at inference).
     receptor_radius, receptor_max_neighbors
         C-alpha graph parameters (method.md §2.1).
+    pockets
+        ``float[B, 4]`` (``B = len(complex_index) · copies``): per graph a pocket centre (frame, Å) and a
+        radius; only the residues whose C-alpha lies within the radius of the centre are kept (pocket
+        mode, as :func:`~discodock.data.complex.crop_receptor`). A radius of ``inf`` keeps the whole
+        receptor. ``None``: every receptor whole.
     """
     device = cache.device
     index = torch.as_tensor(complex_index, dtype=torch.long, device=device)
@@ -111,6 +117,10 @@ def collate(
 
     fields = cache.fields
     residue_rows, residue_graph, _ = gather("residues")
+    if pockets is not None:
+        offset = fields["residue_pos"][residue_rows] - pockets[residue_graph, :3]
+        keep = offset.norm(dim=1) <= pockets[residue_graph, 3]
+        residue_rows, residue_graph = residue_rows[keep], residue_graph[keep]
     atom_rows, atom_graph, _ = gather("atoms")
     bond_rows, bond_graph, _ = gather("bonds")
     torsion_rows, torsion_graph, torsion_rank = gather("torsions")

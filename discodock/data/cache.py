@@ -182,22 +182,59 @@ class ComplexCache:
             failures=list(failures),
         )
 
-    def save(self, path: str | Path) -> None:
-        """Write the cache atomically (temporary file, then rename) in compact dtypes."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        payload = {
+    def payload(self, exact: bool = False) -> dict[str, object]:
+        """The cache as plain tensors, lists and dicts on the CPU (what :meth:`save` writes).
+
+        Parameters
+        ----------
+        exact
+            Keep floating fields in their memory dtype (``float32``) instead of the compact ``float16`` of
+            the local frames, so that :meth:`from_payload` gives back exactly the same values.
+        """
+        fields = {}
+        for key, value in self.fields.items():
+            _, disk_dtype, memory_dtype = _RAGGED_FIELDS[key]
+            fields[key] = value.cpu().to(
+                memory_dtype if exact and memory_dtype.is_floating_point else disk_dtype
+            )
+        return {
             "version": CACHE_FORMAT_VERSION,
             "names": self.names,
             "smiles": self.smiles,
             "counts": self.counts.cpu().to(torch.int32),
             "center": self.center.cpu(),
             "matching_rmsd": self.matching_rmsd.cpu(),
-            "fields": {k: v.cpu().to(_RAGGED_FIELDS[k][1]) for k, v in self.fields.items()},
+            "fields": fields,
             "failures": self.failures,
         }
+
+    @classmethod
+    def from_payload(cls, payload: object, source: str | Path) -> ComplexCache:
+        """The cache of a :meth:`payload` (read from ``source``, named in errors), on the CPU.
+
+        Raises
+        ------
+        InputError
+            If ``payload`` is not a cache payload of this format version.
+        """
+        if not isinstance(payload, dict) or payload.get("version") != CACHE_FORMAT_VERSION:
+            raise InputError(source, f"not a discodock cache of format version {CACHE_FORMAT_VERSION}")
+        return cls(
+            names=list(payload["names"]),
+            smiles=list(payload["smiles"]),
+            counts=payload["counts"].long(),
+            center=payload["center"].float(),
+            matching_rmsd=payload["matching_rmsd"].float(),
+            fields={k: v.to(_RAGGED_FIELDS[k][2]) for k, v in payload["fields"].items()},
+            failures=[tuple(f) for f in payload["failures"]],
+        )
+
+    def save(self, path: str | Path) -> None:
+        """Write the cache atomically (temporary file, then rename) in compact dtypes."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(path.name + ".tmp")
-        torch.save(payload, temporary)
+        torch.save(self.payload(), temporary)
         os.replace(temporary, path)
 
     @classmethod
@@ -210,18 +247,7 @@ class ComplexCache:
             payload = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as error:  # torch raises many types for a corrupt file
             raise InputError(path, f"not a discodock cache file ({type(error).__name__})") from None
-        if not isinstance(payload, dict) or payload.get("version") != CACHE_FORMAT_VERSION:
-            raise InputError(path, f"not a discodock cache file of format version {CACHE_FORMAT_VERSION}")
-        cache = cls(
-            names=list(payload["names"]),
-            smiles=list(payload["smiles"]),
-            counts=payload["counts"].long(),
-            center=payload["center"].float(),
-            matching_rmsd=payload["matching_rmsd"].float(),
-            fields={k: v.to(_RAGGED_FIELDS[k][2]) for k, v in payload["fields"].items()},
-            failures=[tuple(f) for f in payload["failures"]],
-        )
-        return cache.to(device)
+        return cls.from_payload(payload, path).to(device)
 
 
 def ragged_rows(

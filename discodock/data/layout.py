@@ -15,6 +15,7 @@ file (e.g. the CASF-2016 SDFs that write carboxylates as ``C(=O)=O``, whose MOL2
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,12 @@ PROTEIN_SUFFIXES = ("_protein_processed.pdb", "_protein.pdb", "_protein.pdbqt", 
 LIGAND_SUFFIXES = ("_ligand.sdf", "_ligand.mol2")
 # derived SDFs, most reliable first (see the shared data's SOURCES.md)
 DERIVED_LIGAND_METHODS = ("ccd", "residues", "obabel")
+_UNSAFE_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9._+-]+")
+
+
+def safe_name(name: str) -> str:
+    """``name`` usable as a file or folder name: runs of characters outside ``A-Za-z0-9._+-`` become ``_``."""
+    return _UNSAFE_NAME_CHARACTERS.sub("_", name.strip()).strip(".") or "complex"
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The diffusion over ligand poses: forward noising with score targets, the loss, and the reverse sampler."""
 
 from discodock.diffusion.loss import LossWeights, score_matching_loss
-from discodock.diffusion.noising import NoiseSample, noise_batch, sample_pocket_centers
+from discodock.diffusion.noising import NoiseSample, noise_batch, sample_training_pockets
 from discodock.diffusion.sampler import (
     DIFFDOCK_S_TEMPERATURES,
     DISCO_DIFFDOCK_S_TEMPERATURES,
@@ -29,8 +29,8 @@ __all__ = [
     "oracle_latents",
     "prior_input_batch",
     "prior_latents",
-    "sample_pocket_centers",
     "sample_poses",
+    "sample_training_pockets",
     "score_matching_loss",
     "time_grid",
 ]

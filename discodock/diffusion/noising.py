@@ -12,14 +12,16 @@ applied with :func:`~discodock.geometry.pose.apply_pose_updates` (rigid step, th
 Kabsch-aligned back, so the twists move neither centroid nor orientation). Everything is drawn from one
 ``torch.Generator`` on the batch's device, with no host synchronisation and no loop over graphs.
 
-Pocket mode (hook)
-------------------
-:func:`sample_pocket_centers` draws a pocket centre near each graph's bound ligand. The sampler takes
-such centres as the mean of its translation prior (``prior_center``). Training needs no change for
-that: the networks only see relative positions, and the training perturbation is centred on the true
-pose anyway (at ``t = 1`` it is ``x0 + N(0, σ_tr,max² I)``, which a pocket prior matches better than the
-protein-centre one). What pocket training would add is cropping the receptor around the centre (fewer
-residues per graph); that is not implemented.
+Pocket mode
+-----------
+The sampler takes a pocket centre as the mean of its translation prior (``prior_center``). The
+perturbation needs no change for pocket mode: the networks only see relative positions, and the
+training perturbation is centred on the true pose anyway (at ``t = 1`` it is ``x0 + N(0, σ_tr,max² I)``,
+which a pocket prior matches better than the protein-centre one). What pocket mode changes is the
+receptor: :func:`sample_training_pockets` draws, for a share of the training graphs, a centre near the
+ligand and the radius inference would use (margin + the conformer's radius), and
+:func:`~discodock.data.batch.collate` crops those receptors to it, as ``discodock predict
+--pocket-center`` does.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 import torch
 
 from discodock.data.batch import ComplexBatch
+from discodock.data.cache import COUNT_COLUMNS, ComplexCache, ragged_rows
 from discodock.geometry.pose import apply_pose_updates, graph_mean
 from discodock.geometry.schedules import NoiseSchedule, sample_times
 from discodock.geometry.so3 import igso3_sample, igso3_score, igso3_score_norm
@@ -138,27 +141,52 @@ def noise_batch(
     return batch.with_ligand_pos(noisy_pos), noise
 
 
-def sample_pocket_centers(
-    batch: ComplexBatch, jitter: float, generator: torch.Generator | None = None
+def sample_training_pockets(
+    cache: ComplexCache,
+    complex_index: torch.Tensor,
+    fraction: float,
+    jitter: float,
+    margin: float,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Pocket centres near each graph's bound ligand: crystal centroid ``+ N(0, jitter² I)``.
+    """Pockets for a training batch: a share ``fraction`` of the complexes docked in pocket mode.
+
+    A pocket complex ``b`` gets the centre ``c_b = x̄_b + N(0, jitter² I)`` (``x̄_b`` its crystal ligand's
+    centroid) and the radius ``margin + max_a ‖y_a − ȳ‖`` (``y`` its RDKit conformer), the radius
+    ``discodock predict`` crops with by default; the others get radius ``inf`` (whole receptor).
 
     Parameters
     ----------
-    batch
-        Batch with ``crystal_pos``.
+    cache
+        Training complexes (with crystal poses), on the batch's device.
+    complex_index
+        ``int64[B]``: complexes of the batch (one pose copy each).
+    fraction
+        Probability that a complex is docked in pocket mode.
     jitter
-        Å; spread of the centre around the ligand (how vague the pocket a user gives may be).
+        Å; spread of the centre around the ligand.
+    margin
+        Å added to the conformer's radius.
     generator
-        ``torch.Generator`` on ``batch.device``.
+        ``torch.Generator`` on ``cache.device``.
 
     Returns
     -------
     torch.Tensor
-        ``float[B, 3]`` in the batch's frame.
+        ``float[B, 4]``: centre (frame) and radius of each graph, for :func:`collate`'s ``pockets``.
     """
-    if batch.crystal_pos is None:
-        raise ValueError("pocket centres near the ligand need the crystal pose")
-    centroid = graph_mean(batch.crystal_pos, batch.atom_graph, batch.num_graphs)
+    if "crystal_pos" not in cache.fields:
+        raise ValueError("training pockets need the crystal poses")
+    index = torch.as_tensor(complex_index, dtype=torch.long, device=cache.device)
+    num_graphs = index.numel()
+    counts = cache.counts[:, COUNT_COLUMNS.index("atoms")]
+    rows, graph, _ = ragged_rows(cache.offsets("atoms"), counts, index)
+    crystal = cache.fields["crystal_pos"][rows]
+    conformer = cache.fields["conformer_pos"][rows]
+    centroid = graph_mean(crystal, graph, num_graphs)
+    spread = (conformer - graph_mean(conformer, graph, num_graphs)[graph]).norm(dim=1)
+    conformer_radius = spread.new_zeros(num_graphs).scatter_reduce_(0, graph, spread, "amax")
     offset = torch.randn(centroid.shape, generator=generator, device=centroid.device, dtype=centroid.dtype)
-    return centroid + jitter * offset
+    in_pocket = torch.rand(num_graphs, generator=generator, device=centroid.device) < fraction
+    radius = torch.where(in_pocket, margin + conformer_radius, torch.full_like(conformer_radius, torch.inf))
+    return torch.cat([centroid + jitter * offset, radius[:, None]], dim=1)

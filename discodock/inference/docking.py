@@ -9,44 +9,33 @@
    radius of it (:func:`~discodock.data.complex.crop_receptor`, default radius
    :data:`DEFAULT_POCKET_MARGIN` + the ligand's conformer radius, cached per protein, centre and radius);
    the frame origin stays the whole protein's.
-2. **Sampling** (:meth:`DockingModel.run`): all complexes × ``samples`` copies form one flat list of graphs
-   ``g = c · S + s``, cut into device batches of ``graphs_per_batch`` graphs (many complexes per batch).
-   In each batch, every graph's ``K`` latent tokens are drawn from the autoregressive prior (logits ×
-   ``logit_multiplier``), then the ``N``-step reverse SDE runs conditioned on them
-   (:func:`~discodock.diffusion.sampler.sample_poses`). Without a prior, or with ``latents="null"``, the
-   denoiser runs unconditionally (null tokens); a model with ``K = 0`` runs the same code without tokens.
-   The translation prior is ``N(c, σ_tr,max² I)`` with ``c`` the protein centre, or the pocket centre when
-   one is given.
-3. **Ranking**: the confidence model scores every final pose (a logit, higher is better) and the poses
-   of a complex are sorted by it; without a confidence model they stay in sampling order with
-   confidence ``nan``.
+2. **Sampling** (:meth:`DockingModel.run`): all complexes × ``samples`` copies are sampled in shared device
+   batches by the networks (:meth:`~discodock.inference.networks.DockingNetworks.sample`, which needs no
+   RDKit: tokens from the autoregressive prior, the reverse SDE conditioned on them, the confidence of every
+   final pose). The translation prior is centred on the protein centre, or on the pocket centre when one
+   is given.
+3. **Ranking** (:func:`ranked_results`): the poses of a complex are sorted by their confidence logit
+   (higher is better); without a confidence model they stay in sampling order with confidence ``nan``.
 
 Poses are returned as RDKit molecules (heavy atoms, the input ligand's atom order) in the **input frame**
-(the frame origin added back). A CUDA out-of-memory error halves the batch and retries it.
-
-Reproducibility: the batch of graphs ``[g₀, g₁)`` draws all its noise from a generator seeded by
-``(seed, g₀, names of its complexes)``, so a run repeats exactly on the same device with the same batch
-size (pin it with ``graphs_per_batch``; by default it follows the free GPU memory, in powers of two).
+(the frame origin added back). Batching, out-of-memory retries and the seeding that makes a run repeat
+exactly are those of :mod:`discodock.inference.networks`.
 """
 
 from __future__ import annotations
 
-import logging
 import math
-import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
 from rdkit import Chem
-from torch import nn
 
-from discodock.data.batch import ComplexBatch
-from discodock.data.cache import COUNT_COLUMNS, ComplexCache
+from discodock.data.cache import ComplexCache
 from discodock.data.complex import (
     ComplexData,
     ReceptorFeatures,
@@ -56,98 +45,44 @@ from discodock.data.complex import (
 )
 from discodock.data.ligand import as_ligand, read_ligands
 from discodock.data.protein import Protein, read_protein
-from discodock.diffusion.sampler import (
-    DIFFDOCK_S_TEMPERATURES,
-    DISCO_DIFFDOCK_S_TEMPERATURES,
-    LatentSource,
-    SamplingTemperatures,
-    prior_latents,
-    sample_poses,
-)
+from discodock.diffusion.sampler import SamplingTemperatures
 from discodock.errors import InputError
-from discodock.model.confidence import ConfidenceModel
-from discodock.model.config import ModelConfig
-from discodock.model.latents import LatentAssignment
+from discodock.inference.networks import (
+    DEFAULT_CHECKPOINT,
+    TEMPERATURE_PRESETS,
+    ConfidenceFunction,
+    DockingNetworks,
+    SampledPoses,
+    SamplingOptions,
+    resolve_device,
+)
 from discodock.model.prior import AutoregressivePrior
 from discodock.model.score_model import ScoreModel
-from discodock.training.checkpoint import load_network
-from discodock.training.trainer import batch_of
 
-logger = logging.getLogger(__name__)
-
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "disco_small"
-"""The checkpoint folder shipped in the repository."""
-
-CPU_GRAPHS_PER_BATCH = 64
-"""Graphs per batch on a CPU (memory is not the limit there; larger batches gain little)."""
-
-MAX_GRAPHS_PER_BATCH = 1024
-"""Upper bound of the automatic batch size on a GPU."""
-
-BYTES_PER_EDGE = 16 * 1024
-"""Rough peak GPU memory of one graph edge in a no-grad forward pass of a DiffDock-S-sized network (the
-measured e3nn forward peak is ≈14 kB per edge, gpu-notes.md); too high an estimate costs speed, too low
-an out-of-memory retry."""
+__all__ = [
+    "DEFAULT_CHECKPOINT",
+    "DEFAULT_POCKET_MARGIN",
+    "TEMPERATURE_PRESETS",
+    "ComplexPreparer",
+    "DockedPose",
+    "DockingJob",
+    "DockingModel",
+    "DockingResult",
+    "SamplingOptions",
+    "TokenTarget",
+    "as_ligand",
+    "ligand_centroid",
+    "ranked_results",
+    "resolve_device",
+]
 
 DEFAULT_POCKET_MARGIN = 20.0
 """Å; the default pocket radius is this plus the ligand's conformer radius (largest atom distance from its
 centroid), so that a ligand centred anywhere near the pocket centre has every residue within DiffDock's
 ``t = 0`` ligand–residue cutoff (20 Å) in the graph."""
 
-TEMPERATURE_PRESETS: dict[str, SamplingTemperatures] = {
-    "none": SamplingTemperatures(),
-    "diffdock-s": DIFFDOCK_S_TEMPERATURES,
-    "disco-diffdock-s": DISCO_DIFFDOCK_S_TEMPERATURES,
-}
-"""Named sampling temperatures: none (the plain reverse SDE, the default until tuned for these networks)
-and the released DiffDock-S and DisCo-DiffDock-S values."""
-
 ProteinSource = str | Path | Protein
 LigandSource = str | Path | Chem.Mol
-NetworkBuilder = Callable[[ModelConfig], nn.Module]
-ConfidenceFunction = Callable[[ComplexBatch], torch.Tensor]
-"""Scores final poses: ``batch`` (with ``ligand_pos`` the poses) → ``float[B]`` logits, higher = better."""
-
-
-@dataclass(frozen=True)
-class SamplingOptions:
-    """How to sample poses.
-
-    Attributes
-    ----------
-    samples
-        Poses per complex (40 in the papers).
-    steps
-        Reverse-diffusion steps ``N`` (20).
-    seed
-        Seed of the conformers, the prior, the tokens and every step's noise.
-    latents
-        ``"prior"``: tokens drawn from the autoregressive prior; ``"null"``: the unconditional denoiser.
-    logit_multiplier
-        Factor on the prior's logits; default the checkpoint's ``exp(log_logit_multiplier)``.
-    temperatures
-        Low-temperature sampling (method.md §1.6); default none (the plain reverse SDE).
-    graphs_per_batch
-        Graphs (complex copies) per device batch; default from the free GPU memory, 64 on a CPU.
-    """
-
-    samples: int = 40
-    steps: int = 20
-    seed: int = 0
-    latents: Literal["prior", "null"] = "prior"
-    logit_multiplier: float | None = None
-    temperatures: SamplingTemperatures = field(default_factory=SamplingTemperatures)
-    graphs_per_batch: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.samples < 1 or self.steps < 1:
-            raise ValueError(f"need samples ≥ 1 and steps ≥ 1, got {self.samples} and {self.steps}")
-        if self.seed < 0:
-            raise ValueError(f"seed must be non-negative, got {self.seed}")
-        if self.latents not in ("prior", "null"):
-            raise ValueError(f"latents must be 'prior' or 'null', got {self.latents!r}")
-        if self.graphs_per_batch is not None and self.graphs_per_batch < 1:
-            raise ValueError(f"graphs_per_batch must be ≥ 1, got {self.graphs_per_batch}")
 
 
 @dataclass(frozen=True)
@@ -259,101 +194,20 @@ class DockingJob:
     residue_index: np.ndarray
 
 
-@dataclass(frozen=True)
-class _SampledBatch:
-    """Outputs of one device batch of ``b`` graphs: poses ``float[A_b, 3]`` (frame), confidences
-    ``float[b]`` and token nodes ``int64[b, K]`` (:meth:`LatentAssignment.token_nodes`), on the CPU."""
+class ComplexPreparer:
+    """Featurizes ligands against receptors, each receptor (and pocket) read and featurized once.
 
-    poses: torch.Tensor
-    confidences: torch.Tensor
-    token_nodes: torch.Tensor
-
-
-class DockingModel:
-    """Trained networks ready to dock; reusable across calls without reloading anything.
+    Needs no networks: the featurized complexes do not depend on them.
 
     Parameters
     ----------
-    score_model
-        The denoiser (EMA weights).
-    prior
-        The autoregressive token prior, or ``None`` (unconditional sampling).
-    confidence
-        Scores final poses (e.g. a :class:`~discodock.model.confidence.ConfidenceModel`), or ``None`` (no
-        ranking).
-    device
-        Where to sample (default CUDA when available).
     receptor_cache_size
         Receptors whose featurization is kept between calls.
-
-    Examples
-    --------
-    >>> model = DockingModel.load()  # doctest: +SKIP
-    >>> results = model.dock("protein.pdb", "ligands.sdf", samples=10, seed=1)  # doctest: +SKIP
-    >>> results[0].best.mol, results[0].best.confidence  # doctest: +SKIP
     """
 
-    def __init__(
-        self,
-        score_model: ScoreModel,
-        prior: AutoregressivePrior | None = None,
-        confidence: ConfidenceFunction | None = None,
-        *,
-        device: str | torch.device | None = None,
-        receptor_cache_size: int = 8,
-    ) -> None:
-        self.device = resolve_device(device)
-        self.score_model = score_model.to(self.device).eval()
-        self.prior = None if prior is None else prior.to(self.device).eval()
-        self.confidence = (
-            confidence.to(self.device).eval() if isinstance(confidence, nn.Module) else confidence
-        )
+    def __init__(self, receptor_cache_size: int = 8) -> None:
         self.receptor_cache_size = receptor_cache_size
         self._receptors: OrderedDict[object, tuple[Protein, ReceptorFeatures]] = OrderedDict()
-        self._graphs_after_out_of_memory: int | None = None
-
-    @property
-    def num_tokens(self) -> int:
-        """``K``, latent tokens per pose (0 for a model without latents)."""
-        return self.score_model.config.latent_tokens
-
-    @classmethod
-    def load(cls, path: str | Path | None = None, device: str | torch.device | None = None) -> DockingModel:
-        """Load the networks of a checkpoint folder.
-
-        The folder holds ``score_model_ema.pt`` (required), ``prior.pt`` and ``confidence.pt``, each
-        written by :func:`~discodock.training.checkpoint.save_network`. A missing prior means
-        unconditional sampling, a missing confidence model no ranking; each is warned about once.
-
-        Parameters
-        ----------
-        path
-            The folder; default :data:`DEFAULT_CHECKPOINT`.
-        device
-            ``"cuda"``, ``"cuda:1"``, ``"cpu"`` (default CUDA when available).
-
-        Raises
-        ------
-        InputError
-            If the folder or its denoiser is missing or unreadable, or the device is unavailable.
-        """
-        folder = Path(DEFAULT_CHECKPOINT if path is None else path)
-        if not folder.is_dir():
-            raise InputError(folder, "checkpoint folder not found")
-        score_model = _read_network(folder / "score_model_ema.pt", lambda config: ScoreModel(config.score))
-        prior = None
-        if score_model.config.latent_tokens > 0:
-            prior = _optional_network(
-                folder / "prior.pt",
-                lambda config: AutoregressivePrior(score_model, config.prior),
-                "no prior in the checkpoint; sampling unconditionally (null tokens)",
-            )
-        confidence = _optional_network(
-            folder / "confidence.pt",
-            lambda config: ConfidenceModel(config.confidence),
-            "no confidence model in the checkpoint; poses are not ranked",
-        )
-        return cls(score_model, prior, confidence, device=device)
 
     def receptor(
         self, protein: ProteinSource, pocket: tuple[np.ndarray, float] | None = None
@@ -454,6 +308,90 @@ class DockingModel:
             raise InputError(str(pocket_radius), "a pocket radius needs a pocket centre")
         return DockingJob(name, parsed, ligand, features, prior_center, receptor.residue_index)
 
+
+class DockingModel(ComplexPreparer):
+    """Trained networks ready to dock; reusable across calls without reloading anything.
+
+    Prepares complexes as :class:`ComplexPreparer` does, samples them with :class:`DockingNetworks` and
+    ranks the poses (:func:`ranked_results`).
+
+    Parameters
+    ----------
+    score_model
+        The denoiser (EMA weights).
+    prior
+        The autoregressive token prior, or ``None`` (unconditional sampling).
+    confidence
+        Scores final poses (e.g. a :class:`~discodock.model.confidence.ConfidenceModel`), or ``None`` (no
+        ranking).
+    device
+        Where to sample (default CUDA when available).
+    receptor_cache_size
+        Receptors whose featurization is kept between calls.
+
+    Examples
+    --------
+    >>> model = DockingModel.load()  # doctest: +SKIP
+    >>> results = model.dock("protein.pdb", "ligands.sdf", samples=10, seed=1)  # doctest: +SKIP
+    >>> results[0].best.mol, results[0].best.confidence  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        score_model: ScoreModel,
+        prior: AutoregressivePrior | None = None,
+        confidence: ConfidenceFunction | None = None,
+        *,
+        device: str | torch.device | None = None,
+        receptor_cache_size: int = 8,
+    ) -> None:
+        super().__init__(receptor_cache_size)
+        self.networks = DockingNetworks(score_model, prior, confidence, device=device)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the networks sample."""
+        return self.networks.device
+
+    @property
+    def score_model(self) -> ScoreModel:
+        """The denoiser."""
+        return self.networks.score_model
+
+    @property
+    def prior(self) -> AutoregressivePrior | None:
+        """The token prior, or ``None``."""
+        return self.networks.prior
+
+    @property
+    def confidence(self) -> ConfidenceFunction | None:
+        """The confidence function, or ``None``."""
+        return self.networks.confidence
+
+    @property
+    def num_tokens(self) -> int:
+        """``K``, latent tokens per pose (0 for a model without latents)."""
+        return self.networks.num_tokens
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, device: str | torch.device | None = None) -> DockingModel:
+        """Load the networks of a checkpoint folder (:meth:`DockingNetworks.load`).
+
+        Parameters
+        ----------
+        path
+            The folder; default :data:`~discodock.inference.networks.DEFAULT_CHECKPOINT`.
+        device
+            ``"cuda"``, ``"cuda:1"``, ``"cpu"`` (default CUDA when available).
+
+        Raises
+        ------
+        InputError
+            If the folder or its denoiser is missing or unreadable, or the device is unavailable.
+        """
+        networks = DockingNetworks.load(path, device)
+        return cls(networks.score_model, networks.prior, networks.confidence, device=networks.device)
+
     def dock(
         self,
         protein: ProteinSource,
@@ -517,33 +455,10 @@ class DockingModel:
         return self.run(jobs, options)
 
     def graphs_per_batch(self, jobs: Sequence[DockingJob], options: SamplingOptions) -> int:
-        """Graphs per device batch for ``jobs``.
-
-        ``options.graphs_per_batch`` if set; on a CPU :data:`CPU_GRAPHS_PER_BATCH`; on a GPU the largest
-        power of two with ``graphs · E_max · BYTES_PER_EDGE ≤ 0.8 · free memory``, where
-        ``E_max = max_c R_c·(24 + A_c) + 16·A_c`` bounds the receptor, cross (all pairs, as at ``t = 1``)
-        and ligand edges of the largest complex; never above the size that last ran out of memory.
-        """
-        if options.graphs_per_batch is not None:
-            graphs = options.graphs_per_batch
-        elif self.device.type != "cuda":
-            graphs = CPU_GRAPHS_PER_BATCH
-        else:
-            graphs = self._graphs_fitting_in_memory(jobs)
-        if self._graphs_after_out_of_memory is not None:
-            graphs = min(graphs, self._graphs_after_out_of_memory)
-        return graphs
-
-    def _graphs_fitting_in_memory(self, jobs: Sequence[DockingJob]) -> int:
-        """The automatic GPU batch size of :meth:`graphs_per_batch`."""
-        free_bytes, _ = torch.cuda.mem_get_info(self.device)
-        neighbours = self.score_model.config.receptor_max_neighbors
-        edges = max(
-            job.features.num_residues * (neighbours + job.features.num_atoms) + 16 * job.features.num_atoms
-            for job in jobs
-        )
-        fitting = max(1, int(0.8 * free_bytes / (edges * BYTES_PER_EDGE)))
-        return min(2 ** int(math.log2(fitting)), MAX_GRAPHS_PER_BATCH)
+        """Graphs per device batch for ``jobs`` (:meth:`DockingNetworks.graphs_per_batch`)."""
+        residues = torch.tensor([job.features.num_residues for job in jobs])
+        atoms = torch.tensor([job.features.num_atoms for job in jobs])
+        return self.networks.graphs_per_batch(residues, atoms, options)
 
     def run(self, jobs: Sequence[DockingJob], options: SamplingOptions) -> list[DockingResult]:
         """Sample, score and rank the poses of prepared complexes, many complexes per device batch.
@@ -551,7 +466,7 @@ class DockingModel:
         Parameters
         ----------
         jobs
-            Complexes from :meth:`prepare` (any receptors).
+            Complexes from :meth:`prepare` (any receptors; distinct names).
         options
             Sampling options.
 
@@ -562,108 +477,9 @@ class DockingModel:
         """
         if not jobs:
             return []
-        cache = ComplexCache.from_complexes([job.features for job in jobs]).to(self.device)
-        prior_centers = torch.as_tensor(np.stack([job.prior_center for job in jobs]), device=self.device)
-        samples = options.samples
-        graph_complex = torch.arange(len(jobs), device=self.device).repeat_interleave(samples)
-        batches = []
-        start = 0
-        while start < len(graph_complex):
-            size = min(self.graphs_per_batch(jobs, options), len(graph_complex) - start)
-            index = graph_complex[start : start + size]
-            names = [jobs[c].name for c in sorted(set(index.tolist()))]
-            try:
-                batches.append(self._sample_batch(cache, index, prior_centers[index], options, start, names))
-            except torch.OutOfMemoryError:
-                if size == 1:
-                    raise
-                self._graphs_after_out_of_memory = size // 2
-                torch.cuda.empty_cache()
-                logger.warning(
-                    "out of device memory with %d graphs per batch; retrying with %d", size, size // 2
-                )
-                continue
-            start += size
-        atoms_per_graph = cache.counts[graph_complex, COUNT_COLUMNS.index("atoms")].cpu()
-        poses = torch.cat([b.poses for b in batches]).split(atoms_per_graph.tolist())
-        confidences = torch.cat([b.confidences for b in batches])
-        token_nodes = torch.cat([b.token_nodes for b in batches])
-        return [
-            _ranked_result(
-                job,
-                poses[c * samples : (c + 1) * samples],
-                confidences[c * samples : (c + 1) * samples],
-                token_nodes[c * samples : (c + 1) * samples],
-            )
-            for c, job in enumerate(jobs)
-        ]
-
-    @torch.no_grad()
-    def _sample_batch(
-        self,
-        cache: ComplexCache,
-        index: torch.Tensor,
-        prior_center: torch.Tensor,
-        options: SamplingOptions,
-        first_graph: int,
-        names: list[str],
-    ) -> _SampledBatch:
-        """Sample the graphs ``index`` (rows of ``cache``) with a generator seeded by the batch."""
-        entropy = [options.seed, first_graph, *(zlib.crc32(name.encode()) for name in names)]
-        generator = torch.Generator(device=self.device)
-        generator.manual_seed(int(np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0]))
-        batch = batch_of(cache, index, 1, self.score_model.config)
-        drawn: list[LatentAssignment] = []
-        poses = sample_poses(
-            self.score_model,
-            batch,
-            self.score_model.config.schedule,
-            num_steps=options.steps,
-            latent_source=self._latent_source(options, drawn),
-            temperatures=options.temperatures,
-            prior_center=prior_center,
-            generator=generator,
-        )
-        if self.confidence is None:
-            confidences = torch.full((batch.num_graphs,), math.nan)
-        else:
-            confidences = self.confidence(batch.with_ligand_pos(poses)).float()
-        if drawn:
-            token_nodes = drawn[0].token_nodes(batch)
-        else:
-            token_nodes = torch.full((batch.num_graphs, self.num_tokens), -1, dtype=torch.long)
-        return _SampledBatch(poses.cpu(), confidences.cpu(), token_nodes.cpu())
-
-    def _latent_source(self, options: SamplingOptions, drawn: list[LatentAssignment]) -> LatentSource | None:
-        """The prior's token sampler, recording what it draws in ``drawn``; ``None`` for null tokens."""
-        if self.num_tokens == 0 or self.prior is None or options.latents == "null":
-            return None
-        draw = prior_latents(self.prior, options.logit_multiplier)
-
-        def recorded(batch: ComplexBatch, generator: torch.Generator | None) -> LatentAssignment:
-            drawn.append(draw(batch, generator))
-            return drawn[-1]
-
-        return recorded
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``device``, or CUDA when available and the CPU otherwise.
-
-    Raises
-    ------
-    InputError
-        If a CUDA device is asked for on a machine without one, or the name is not a device.
-    """
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError:
-        raise InputError(str(device), "not a device (expected cuda, cuda:N or cpu)") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(str(device), "CUDA is not available on this machine")
-    return resolved
+        cache = ComplexCache.from_complexes([job.features for job in jobs])
+        prior_centers = torch.as_tensor(np.stack([job.prior_center for job in jobs]))
+        return ranked_results(jobs, self.networks.sample(cache, prior_centers, options))
 
 
 def ligand_centroid(source: str | Path) -> np.ndarray:
@@ -685,28 +501,25 @@ def ligand_centroid(source: str | Path) -> np.ndarray:
     return np.concatenate([mol.GetConformer().GetPositions() for mol in molecules]).mean(axis=0)
 
 
-def _read_network(path: Path, build: NetworkBuilder) -> nn.Module:
-    """A network file of :func:`~discodock.training.checkpoint.save_network`: the network that ``build``
-    makes from the model config stored with the weights, with those weights loaded."""
-    config, _, state_dict = load_network(path)
-    try:
-        network = build(ModelConfig.from_dict(config["model"]))
-    except (KeyError, TypeError, ValueError) as error:
-        raise InputError(path, f"invalid model config ({error})") from None
-    try:
-        network.load_state_dict(state_dict)
-    except RuntimeError as error:
-        reason = str(error).splitlines()[0]
-        raise InputError(path, f"weights do not fit the network of its config ({reason})") from None
-    return network
+def ranked_results(jobs: Sequence[DockingJob], sampled: SampledPoses) -> list[DockingResult]:
+    """The sampled poses of prepared complexes as ranked results in the input frame.
 
+    Parameters
+    ----------
+    jobs
+        ``C`` complexes.
+    sampled
+        Their samples (:meth:`DockingNetworks.sample` of their features, in the same order).
 
-def _optional_network(path: Path, build: NetworkBuilder, missing: str) -> nn.Module | None:
-    """:func:`_read_network`, or ``None`` with the warning ``missing`` when the file does not exist."""
-    if not path.is_file():
-        logger.warning("%s: %s", path, missing)
-        return None
-    return _read_network(path, build)
+    Returns
+    -------
+    list of DockingResult
+        One per job, in order.
+    """
+    return [
+        _ranked_result(job, part.graph_poses(), part.confidences, part.token_nodes)
+        for job, part in zip(jobs, sampled.per_complex(), strict=True)
+    ]
 
 
 def _ligand_sources(ligands: LigandSource | Sequence[LigandSource]) -> list[LigandSource]:

@@ -20,7 +20,6 @@ complexes finish), and a progress bar counts complexes.
 from __future__ import annotations
 
 import csv
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ import numpy as np
 from rdkit import Chem
 from tqdm import tqdm
 
+from discodock.data.layout import safe_name
 from discodock.data.ligand import read_ligand, read_ligands
 from discodock.data.protein import Protein, read_protein
 from discodock.errors import InputError
@@ -38,8 +38,6 @@ from discodock.inference.outputs import ResultsTable, finished_confidence, write
 
 CSV_COLUMNS = ("complex_name", "protein_path", "ligand_description")
 """Required columns of a batch CSV (DiffDock's; a ``protein_sequence`` column is ignored)."""
-
-_UNSAFE_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9._+-]+")
 
 
 @dataclass(frozen=True)
@@ -102,11 +100,6 @@ class PredictSummary:
     skipped: list[str] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
     errors: dict[str, Exception] = field(default_factory=dict)
-
-
-def safe_name(name: str) -> str:
-    """``name`` usable as a folder name: runs of characters outside ``A-Za-z0-9._+-`` become ``_``."""
-    return _UNSAFE_NAME_CHARACTERS.sub("_", name.strip()).strip(".") or "complex"
 
 
 def read_items_csv(path: str | Path) -> list[PredictItem]:

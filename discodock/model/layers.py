@@ -214,6 +214,7 @@ class FastTensorProduct(nn.Module):
         fan_in = {"0e": m0e + m1o, "1o": m0e + m1o + m1e, "1e": m1o + m1e + m0o, "0o": m1e + m0o}
         self.weight_shapes = [(str(ir), fan_in[str(ir)], mul) for mul, ir in self.irreps_out]
         self.weight_numel = sum(f * m for _, f, m in self.weight_shapes)
+        self.input_blocks = [(str(ir), mul, ir.dim) for mul, ir in self.irreps_in1]
 
     def forward(self, features: Tensor, harmonics: Tensor, weights: Tensor) -> Tensor:
         """Tensor product of every edge.
@@ -232,7 +233,7 @@ class FastTensorProduct(nn.Module):
         Tensor
             ``float[E, irreps_out.dim]``.
         """
-        blocks = _split_blocks(features, self.irreps_in1)
+        blocks = _split_blocks(features, self.input_blocks)
         y0, y1 = harmonics.split([1, 3], dim=1)
         outputs = []
         block_weights = weights.split([fan_in * mul for _, fan_in, mul in self.weight_shapes], dim=1)
@@ -250,6 +251,24 @@ class FastTensorProduct(nn.Module):
         return torch.cat(outputs, dim=1)
 
 
+def compile_tensor_products(module: nn.Module) -> int:
+    """Compile the forward of every :class:`FastTensorProduct` inside ``module`` with ``torch.compile``.
+
+    The products are elementwise path features and small batched matrix products over ``E`` edges; the
+    compiler fuses the former. Shapes are marked dynamic (edge counts change every batch), so one
+    compilation serves all batches. Numerically the same function (up to float rounding order).
+
+    Returns
+    -------
+    int
+        Number of tensor products compiled.
+    """
+    products = [m for m in module.modules() if isinstance(m, FastTensorProduct)]
+    for product in products:
+        product.forward = torch.compile(product.forward, dynamic=True)  # type: ignore[method-assign]
+    return len(products)
+
+
 def _checked_irreps(irreps: o3.Irreps | str) -> o3.Irreps:
     irreps = o3.Irreps(irreps)
     names = [str(ir) for _, ir in irreps]
@@ -258,15 +277,17 @@ def _checked_irreps(irreps: o3.Irreps | str) -> o3.Irreps:
     return irreps
 
 
-def _split_blocks(features: Tensor, irreps: o3.Irreps) -> dict[str, Tensor]:
+def _split_blocks(features: Tensor, input_blocks: Sequence[tuple[str, int, int]]) -> dict[str, Tensor]:
     """Blocks of flat features by irrep name: scalars ``[E, m]``, vectors ``[E, m, 3]``.
 
-    (``split`` rather than slicing: its backward is one concatenation, not a zero-filled copy per block.)
+    ``input_blocks`` lists ``(name, multiplicity, irrep dimension)`` in layout order (plain Python values,
+    so that ``torch.compile`` need not guard on e3nn objects). ``split`` rather than slicing: its backward
+    is one concatenation, not a zero-filled copy per block.
     """
-    blocks = features.split([mul * ir.dim for mul, ir in irreps], dim=1)
+    blocks = features.split([mul * dim for _, mul, dim in input_blocks], dim=1)
     return {
-        str(ir): block if ir.l == 0 else block.reshape(len(features), mul, 3)
-        for (mul, ir), block in zip(irreps, blocks, strict=True)
+        name: block if dim == 1 else block.reshape(len(features), mul, 3)
+        for (name, mul, dim), block in zip(input_blocks, blocks, strict=True)
     }
 
 

@@ -118,6 +118,19 @@ class TrainConfig:
         Folder of ``last.pt`` (resume), ``weights.pt`` and ``best_weights.pt``.
     allow_tf32
         Allow TF32 matrix products on CUDA (faster, slightly less precise).
+    pocket_fraction
+        Share of the training complexes docked in pocket mode: receptor cropped around a centre near the
+        ligand (:func:`~discodock.diffusion.noising.sample_training_pockets`), so that ``--pocket-center``
+        is a trained mode.
+    pocket_jitter
+        Å; spread of those pocket centres around the crystal ligand's centroid.
+    pocket_margin
+        Å; pocket radius = this + the conformer's radius (the default of ``discodock predict``,
+        :data:`~discodock.inference.docking.DEFAULT_POCKET_MARGIN`).
+    compile_tensor_products
+        Compile the networks' tensor products with ``torch.compile``
+        (:func:`~discodock.model.layers.compile_tensor_products`): faster on a GPU after a one-off
+        compilation of a minute or so.
     validation
         See :class:`ValidationConfig`.
     """
@@ -144,6 +157,10 @@ class TrainConfig:
     log_path: str = "runs/train.jsonl"
     checkpoint_dir: str = "runs/checkpoints"
     allow_tf32: bool = True
+    pocket_fraction: float = 0.0
+    pocket_jitter: float = 2.0
+    pocket_margin: float = 20.0
+    compile_tensor_products: bool = False
     validation: ValidationConfig = field(default_factory=ValidationConfig)
 
     def __post_init__(self) -> None:
@@ -162,6 +179,8 @@ class TrainConfig:
             or self.checkpoint_every_steps < 0
         ):
             raise ValueError("max_steps, max_epochs, max_wall_minutes and checkpoint_every_steps must be ≥ 0")
+        if not (0 <= self.pocket_fraction <= 1 and self.pocket_jitter >= 0 and self.pocket_margin > 0):
+            raise ValueError("need 0 ≤ pocket_fraction ≤ 1, pocket_jitter ≥ 0 and pocket_margin > 0")
         if not (self.lr > 0 and 0 <= self.ema_decay < 1 and 0 < self.scheduler_factor < 1):
             raise ValueError("need lr > 0, 0 ≤ ema_decay < 1 and 0 < scheduler_factor < 1")
 

@@ -57,7 +57,7 @@ from torch import nn
 from discodock.data.batch import ComplexBatch, collate
 from discodock.data.cache import COUNT_COLUMNS, ComplexCache, ragged_rows
 from discodock.diffusion.loss import score_matching_loss
-from discodock.diffusion.noising import noise_batch, sample_pocket_centers
+from discodock.diffusion.noising import noise_batch, sample_training_pockets
 from discodock.diffusion.sampler import oracle_latents, prior_input_batch, prior_latents, sample_poses
 from discodock.errors import InputError
 from discodock.geometry.pose import graph_mean
@@ -65,6 +65,7 @@ from discodock.model.confidence import ConfidenceModel, binary_auroc
 from discodock.model.config import ModelConfig, ScoreModelConfig
 from discodock.model.latent_encoder import LatentEncoder
 from discodock.model.latents import TokenLogits, drop_latents, gumbel_softmax_tokens, sample_tokens
+from discodock.model.layers import compile_tensor_products
 from discodock.model.prior import AutoregressivePrior
 from discodock.model.score_model import ScoreModel
 from discodock.training.checkpoint import (
@@ -360,9 +361,15 @@ def _validation_indices(
     return group.shard(torch.arange(min(settings.validation.complexes, len(cache))))
 
 
-def batch_of(cache: ComplexCache, index: torch.Tensor, copies: int, config: ScoreModelConfig) -> ComplexBatch:
+def batch_of(
+    cache: ComplexCache,
+    index: torch.Tensor,
+    copies: int,
+    config: ScoreModelConfig,
+    pockets: torch.Tensor | None = None,
+) -> ComplexBatch:
     """:func:`collate` with the receptor-graph parameters of the score model config."""
-    return collate(cache, index, copies, config.receptor_radius, config.receptor_max_neighbors)
+    return collate(cache, index, copies, config.receptor_radius, config.receptor_max_neighbors, pockets)
 
 
 def pose_rmsd(
@@ -441,7 +448,9 @@ class ScoreStage:
         """Dock the validation complexes with the EMA network and oracle tokens; also their denoising loss.
 
         Returns ``rmsd_lt2`` (% of poses with RMSD < 2 Å), ``rmsd_median`` (Å) and ``val_loss``,
-        ``val_tr``, ``val_rot``, ``val_tor`` (means over complexes).
+        ``val_tr``, ``val_rot``, ``val_tor`` (means over complexes); with ``validation.pocket_jitter`` also
+        ``pocket_rmsd_lt2`` and ``pocket_rmsd_median``: docked again in pocket mode (receptor cropped
+        around, and translation prior centred on, a centre within that jitter of the ligand).
         """
         cache, settings, validation = self.val_cache, self.settings, self.settings.validation
         if cache is None:
@@ -452,24 +461,31 @@ class ScoreStage:
             self.encoder.eval()
         latent_source = None if self.encoder is None else oracle_latents(self.encoder)
         complexes_per_batch = max(1, validation.graphs_per_batch // validation.samples)
-        rmsds, loss_sums, num_complexes = [], torch.zeros(4, device=self.group.device), 0
+        modes = ["blind"] if validation.pocket_jitter is None else ["blind", "pocket"]
+        rmsds: dict[str, list[torch.Tensor]] = {mode: [] for mode in modes}
+        loss_sums, num_complexes = torch.zeros(4, device=self.group.device), 0
         for chunk in self.val_indices.split(complexes_per_batch):
-            batch = batch_of(cache, chunk, validation.samples, score_config)
-            prior_center = (
-                None
-                if validation.pocket_jitter is None
-                else sample_pocket_centers(batch, validation.pocket_jitter, generator)
-            )
-            pos = sample_poses(
-                network,
-                batch,
-                score_config.schedule,
-                num_steps=validation.inference_steps,
-                latent_source=latent_source,
-                prior_center=prior_center,
-                generator=generator,
-            )
-            rmsds.append(pose_rmsd(pos, batch.crystal_pos, batch.atom_graph, batch.num_graphs).cpu())
+            for mode in modes:
+                pockets = None
+                if mode == "pocket":
+                    graphs = chunk.repeat_interleave(validation.samples)
+                    jitter = validation.pocket_jitter or 0.0
+                    pockets = sample_training_pockets(
+                        cache, graphs, 1.0, jitter, settings.pocket_margin, generator
+                    )
+                batch = batch_of(cache, chunk, validation.samples, score_config, pockets)
+                pos = sample_poses(
+                    network,
+                    batch,
+                    score_config.schedule,
+                    num_steps=validation.inference_steps,
+                    latent_source=latent_source,
+                    prior_center=None if pockets is None else pockets[:, :3],
+                    generator=generator,
+                )
+                rmsds[mode].append(
+                    pose_rmsd(pos, batch.crystal_pos, batch.atom_graph, batch.num_graphs).cpu()
+                )
 
             single = batch_of(cache, chunk, 1, score_config)
             noisy, noise = noise_batch(
@@ -485,17 +501,19 @@ class ScoreStage:
             num_complexes += len(chunk)
         if self.encoder is not None:
             self.encoder.train()
-        all_rmsds = torch.cat([r for part in self.group.gather(rmsds) for r in part] or [torch.zeros(0)])
         totals = self.group.mean(torch.cat([loss_sums, loss_sums.new_tensor([num_complexes])]))
         mean_losses = (totals[:4] / totals[4]).tolist()
-        return {
-            "rmsd_lt2": 100.0 * float((all_rmsds < SUCCESS_RMSD).float().mean()),
-            "rmsd_median": float(all_rmsds.median()),
-            **{
-                f"val_{name}": value
-                for name, value in zip(("loss", "tr", "rot", "tor"), mean_losses, strict=True)
-            },
+        metrics = {
+            f"val_{name}": value
+            for name, value in zip(("loss", "tr", "rot", "tor"), mean_losses, strict=True)
         }
+        for mode in modes:
+            gathered = [r for part in self.group.gather(rmsds[mode]) for r in part]
+            all_rmsds = torch.cat(gathered or [torch.zeros(0)])
+            prefix = "" if mode == "blind" else "pocket_"
+            metrics[f"{prefix}rmsd_lt2"] = 100.0 * float((all_rmsds < SUCCESS_RMSD).float().mean())
+            metrics[f"{prefix}rmsd_median"] = float(all_rmsds.median())
+        return metrics
 
     def export(self) -> dict[str, nn.Module]:
         """Raw score network, its EMA and (with latents) the encoder (method.md §6.15)."""
@@ -969,6 +987,9 @@ class _Run:
         self.stage: TrainingStage = STAGE_BUILDERS[settings.stage](
             experiment, group, self.train_cache, self.val_cache
         )
+        if settings.compile_tensor_products:
+            for network in self.stage.export().values():
+                compile_tensor_products(network)
         seed_globals(process_seed(settings.seed, group.rank))  # dropout differs between processes
         self.noise_generator = torch.Generator(group.device).manual_seed(
             process_seed(settings.seed, group.rank, 1)
@@ -1095,7 +1116,17 @@ class _Run:
             )
         score_config = self.experiment.model.score
         indices = group.shard(self.order.next(settings.batch_size))
-        batch = batch_of(self.train_cache, indices, 1, score_config)
+        pockets = None
+        if settings.pocket_fraction > 0:
+            pockets = sample_training_pockets(
+                self.train_cache,
+                indices,
+                settings.pocket_fraction,
+                settings.pocket_jitter,
+                settings.pocket_margin,
+                self.noise_generator,
+            )
+        batch = batch_of(self.train_cache, indices, 1, score_config, pockets)
         losses = self.stage.loss(batch, self.noise_generator)
         self.optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()

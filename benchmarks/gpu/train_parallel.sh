@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# One GPU call that trains several independent runs side by side, one per GPU (e.g. the DisCo model and
+# its no-latent ablation on the two H200s of nvidia-h200-x2, for equal budgets), optionally after the
+# training-throughput table on GPU 0.
+#
+# Run through the device tool from the repository root, carrying cache/ (train and val caches of
+# `discodock prepare`):
+#   THROUGHPUT=1 \
+#   JOB0="configs/train_small.yaml checkpoints/disco_small 6.5" \
+#   JOB1="configs/train_small_nolatent.yaml - 9" \
+#   bash benchmarks/gpu/train_parallel.sh
+# JOBi = "CONFIG INIT_FROM MINUTES" runs on GPU i (INIT_FROM "-": from scratch; a network folder such as
+# checkpoints/disco_small: warm start). A config with `compile_tensor_products: true` that fails to
+# start is run again eagerly. Results in $OUT: train_throughput.{json,md} and, per job, <run>.tgz.part-*
+# (the run folder's networks/, train.jsonl and run.log, split into pieces the device tool returns).
+# DEADLINE_MINUTES caps job 0's training so that it ends that long after the start despite the table.
+#   cat <run>.tgz.part-* | tar xz   # then copy networks/* into checkpoints/<model>/
+set -uo pipefail
+export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
+NGPU=$(python3 -c 'import torch; print(torch.cuda.device_count())')
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+
+run_dir() {  # checkpoint_dir of a training config
+    python3 -c "from discodock.training.config import load_experiment as l; print(l('$1').train.checkpoint_dir)"
+}
+
+train_job() {  # GPU CONFIG INIT_FROM MINUTES
+    local gpu=$1 config=$2 init=$3 minutes=$4 dir
+    dir=$(run_dir "$config")
+    mkdir -p "$dir"
+    local args=(-m discodock train --config "$config" --max-wall-minutes "$minutes" --device cuda)
+    [ "$init" != "-" ] && args+=(--init-from "$init")
+    CUDA_VISIBLE_DEVICES=$gpu python3 "${args[@]}" >"$dir/run.log" 2>&1
+    if [ $? -ne 0 ] && grep -q "compile_tensor_products: true" "$config" && ! grep -q '"event": "train"' "$dir/train.jsonl" 2>/dev/null; then
+        echo "GPU $gpu: $config failed to start compiled; running it eagerly" | tee -a "$dir/run.log"
+        local eager=${config%.yaml}_eager.yaml
+        sed 's/compile_tensor_products: true/compile_tensor_products: false/' "$config" >"$eager"
+        args[3]=$eager
+        CUDA_VISIBLE_DEVICES=$gpu python3 "${args[@]}" >>"$dir/run.log" 2>&1
+    fi
+    grep -v '"event": "train"' "$dir/run.log" | tail -n 20 | sed "s/^/[GPU $gpu] /"
+    local name
+    name=$(basename "$dir")
+    tar czf - -C "$dir" networks train.jsonl run.log | split -b 15m - "$OUT/$name.tgz.part-"
+}
+
+if [ "${THROUGHPUT:-0}" = 1 ]; then
+    JOB0_DELAY=1
+fi
+pids=()
+for gpu in $(seq 0 $((NGPU - 1))); do
+    job_var=JOB$gpu
+    [ -z "${!job_var:-}" ] && continue
+    read -r config init minutes <<<"${!job_var}"
+    if [ "$gpu" = 0 ] && [ -n "${JOB0_DELAY:-}" ]; then
+        (
+            CUDA_VISIBLE_DEVICES=0 python3 benchmarks/train_throughput.py --cache cache/train.cache.pt \
+                --config "$config" --devices cuda --modes eager compiled --batch-sizes ${BATCH_SIZES:-48 64} \
+                --warmup 3 --steps 10 --out "$OUT/train_throughput.json" >"$OUT/train_throughput.md" 2>&1
+            cat "$OUT/train_throughput.md"
+            if [ -n "${DEADLINE_MINUTES:-}" ]; then  # what is left of the call after the table, with a margin
+                minutes=$(python3 -c "print(round(min($minutes, $DEADLINE_MINUTES - $SECONDS / 60 - 0.7), 2))")
+            fi
+            train_job 0 "$config" "$init" "$minutes"
+        ) &
+    else
+        train_job "$gpu" "$config" "$init" "$minutes" &
+    fi
+    pids+=($!)
+done
+wait "${pids[@]}"
+ls -la "$OUT"

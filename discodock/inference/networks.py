@@ -1,0 +1,444 @@
+"""The trained networks of a checkpoint folder and the batched sampling of featurized complexes.
+
+This module needs neither RDKit, Biopython nor spyrmsd (only torch, numpy and the networks), so that poses
+can be sampled on a machine without them from a :class:`~discodock.data.cache.ComplexCache` of featurized
+complexes (e.g. ``python -m discodock.benchmark.sample_inputs`` on a GPU machine).
+:class:`~discodock.inference.docking.DockingModel` prepares complexes, samples through
+:class:`DockingNetworks` and ranks the poses.
+
+Sampling (:meth:`DockingNetworks.sample`): all ``C`` complexes × ``S`` samples form one flat list of graphs
+``g = c · S + s``, cut into device batches of :meth:`~DockingNetworks.graphs_per_batch` graphs (many
+complexes per batch). In each batch, every graph's ``K`` latent tokens are drawn from the autoregressive
+prior (logits × ``logit_multiplier``), then the ``N``-step reverse SDE runs conditioned on them
+(:func:`~discodock.diffusion.sampler.sample_poses`), and the confidence model scores the final poses.
+Without a prior, or with ``latents="null"``, the denoiser runs unconditionally (null tokens); a model with
+``K = 0`` runs the same code without tokens. The translation prior is ``N(c, σ_tr,max² I)`` with ``c`` the
+complex's prior centre. A CUDA out-of-memory error halves the batch and retries it.
+
+Reproducibility: the batch of graphs ``[g₀, g₁)`` draws all its noise from a generator seeded by
+``(seed, g₀, names of its complexes)``, so a run repeats exactly on the same device with the same batch
+size (pin it with ``graphs_per_batch``; by default it follows the free GPU memory, in powers of two).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from discodock.data.batch import ComplexBatch
+from discodock.data.cache import COUNT_COLUMNS, ComplexCache
+from discodock.diffusion.sampler import (
+    DIFFDOCK_S_TEMPERATURES,
+    DISCO_DIFFDOCK_S_TEMPERATURES,
+    ComponentTemperature,
+    LatentSource,
+    SamplingTemperatures,
+    prior_latents,
+    sample_poses,
+)
+from discodock.errors import InputError
+from discodock.model.confidence import ConfidenceModel
+from discodock.model.config import ModelConfig
+from discodock.model.latents import LatentAssignment
+from discodock.model.prior import AutoregressivePrior
+from discodock.model.score_model import ScoreModel
+from discodock.training.checkpoint import load_network
+from discodock.training.trainer import batch_of
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "disco_small"
+"""The checkpoint folder shipped in the repository."""
+
+CPU_GRAPHS_PER_BATCH = 64
+"""Graphs per batch on a CPU (memory is not the limit there; larger batches gain little)."""
+
+MAX_GRAPHS_PER_BATCH = 1024
+"""Upper bound of the automatic batch size on a GPU."""
+
+BYTES_PER_EDGE = 16 * 1024
+"""Rough peak GPU memory of one graph edge in a no-grad forward pass of a DiffDock-S-sized network (the
+measured e3nn forward peak is ≈14 kB per edge, gpu-notes.md); too high an estimate costs speed, too low
+an out-of-memory retry."""
+
+TEMPERATURE_PRESETS: dict[str, SamplingTemperatures] = {
+    "none": SamplingTemperatures(),
+    "diffdock-s": DIFFDOCK_S_TEMPERATURES,
+    "disco-diffdock-s": DISCO_DIFFDOCK_S_TEMPERATURES,
+}
+"""Named sampling temperatures: none (the plain reverse SDE, the default until tuned for these networks)
+and the released DiffDock-S and DisCo-DiffDock-S values."""
+
+NetworkBuilder = Callable[[ModelConfig], nn.Module]
+ConfidenceFunction = Callable[[ComplexBatch], torch.Tensor]
+"""Scores final poses: ``batch`` (with ``ligand_pos`` the poses) → ``float[B]`` logits, higher = better."""
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    """How to sample poses.
+
+    Attributes
+    ----------
+    samples
+        Poses per complex (40 in the papers).
+    steps
+        Reverse-diffusion steps ``N`` (20).
+    seed
+        Seed of the conformers, the prior, the tokens and every step's noise.
+    latents
+        ``"prior"``: tokens drawn from the autoregressive prior; ``"null"``: the unconditional denoiser.
+    logit_multiplier
+        Factor on the prior's logits; default the checkpoint's ``exp(log_logit_multiplier)``.
+    temperatures
+        Low-temperature sampling (method.md §1.6); default none (the plain reverse SDE).
+    graphs_per_batch
+        Graphs (complex copies) per device batch; default from the free GPU memory, 64 on a CPU.
+    """
+
+    samples: int = 40
+    steps: int = 20
+    seed: int = 0
+    latents: Literal["prior", "null"] = "prior"
+    logit_multiplier: float | None = None
+    temperatures: SamplingTemperatures = field(default_factory=SamplingTemperatures)
+    graphs_per_batch: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.samples < 1 or self.steps < 1:
+            raise ValueError(f"need samples ≥ 1 and steps ≥ 1, got {self.samples} and {self.steps}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be non-negative, got {self.seed}")
+        if self.latents not in ("prior", "null"):
+            raise ValueError(f"latents must be 'prior' or 'null', got {self.latents!r}")
+        if self.graphs_per_batch is not None and self.graphs_per_batch < 1:
+            raise ValueError(f"graphs_per_batch must be ≥ 1, got {self.graphs_per_batch}")
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> SamplingOptions:
+        """The options from ``dataclasses.asdict(options)`` (e.g. read back from a file)."""
+        temperatures = {name: ComponentTemperature(**value) for name, value in record["temperatures"].items()}
+        return cls(**{**record, "temperatures": SamplingTemperatures(**temperatures)})
+
+
+@dataclass(frozen=True)
+class SampledPoses:
+    """``S`` sampled poses of each of ``C`` complexes, graph ``g = c · S + s``, on the CPU.
+
+    Attributes
+    ----------
+    poses
+        ``float32[Σ_g A_g, 3]``: the final poses of all graphs, concatenated in graph order, in the
+        protein-centred frame (``A_g`` the ligand atoms of graph ``g``).
+    atoms
+        ``int64[C]``: ligand atoms ``A_c`` of each complex.
+    confidences
+        ``float32[C · S]``: confidence logit of each pose (``nan`` without a confidence model).
+    token_nodes
+        ``int64[C · S, K]``: the node each latent token points at
+        (:meth:`~discodock.model.latents.LatentAssignment.token_nodes`; −1 for null tokens).
+    samples
+        ``S``.
+    """
+
+    poses: torch.Tensor
+    atoms: torch.Tensor
+    confidences: torch.Tensor
+    token_nodes: torch.Tensor
+    samples: int
+
+    def graph_poses(self) -> tuple[torch.Tensor, ...]:
+        """The ``C · S`` poses ``float32[A_g, 3]``, one per graph."""
+        return self.poses.split(self.atoms.repeat_interleave(self.samples).tolist())
+
+    def per_complex(self) -> list[SampledPoses]:
+        """One :class:`SampledPoses` per complex, in order."""
+        samples = self.samples
+        poses = self.poses.split((self.atoms * samples).tolist())
+        return [
+            SampledPoses(
+                poses[c],
+                self.atoms[c : c + 1],
+                self.confidences[c * samples : (c + 1) * samples],
+                self.token_nodes[c * samples : (c + 1) * samples],
+                samples,
+            )
+            for c in range(len(poses))
+        ]
+
+    @classmethod
+    def concatenate(cls, parts: list[SampledPoses], samples: int, num_tokens: int) -> SampledPoses:
+        """The complexes of ``parts``, in order (``samples`` and ``num_tokens`` ``K`` for no parts)."""
+        return cls(
+            torch.cat([torch.empty(0, 3), *(part.poses for part in parts)]),
+            torch.cat([torch.empty(0, dtype=torch.long), *(part.atoms for part in parts)]),
+            torch.cat([torch.empty(0), *(part.confidences for part in parts)]),
+            torch.cat([torch.empty(0, num_tokens, dtype=torch.long), *(part.token_nodes for part in parts)]),
+            samples,
+        )
+
+
+@dataclass(frozen=True)
+class _SampledBatch:
+    """Outputs of one device batch of ``b`` graphs: poses ``float[A_b, 3]`` (frame), confidences
+    ``float[b]`` and token nodes ``int64[b, K]`` (:meth:`LatentAssignment.token_nodes`), on the CPU."""
+
+    poses: torch.Tensor
+    confidences: torch.Tensor
+    token_nodes: torch.Tensor
+
+
+class DockingNetworks:
+    """The trained networks of a checkpoint, sampling and scoring poses of featurized complexes.
+
+    Parameters
+    ----------
+    score_model
+        The denoiser (EMA weights).
+    prior
+        The autoregressive token prior, or ``None`` (unconditional sampling).
+    confidence
+        Scores final poses (e.g. a :class:`~discodock.model.confidence.ConfidenceModel`), or ``None`` (no
+        ranking).
+    device
+        Where to sample (default CUDA when available).
+    """
+
+    def __init__(
+        self,
+        score_model: ScoreModel,
+        prior: AutoregressivePrior | None = None,
+        confidence: ConfidenceFunction | None = None,
+        *,
+        device: str | torch.device | None = None,
+    ) -> None:
+        self.device = resolve_device(device)
+        self.score_model = score_model.to(self.device).eval()
+        self.prior = None if prior is None else prior.to(self.device).eval()
+        self.confidence = (
+            confidence.to(self.device).eval() if isinstance(confidence, nn.Module) else confidence
+        )
+        self._graphs_after_out_of_memory: int | None = None
+
+    @property
+    def num_tokens(self) -> int:
+        """``K``, latent tokens per pose (0 for a model without latents)."""
+        return self.score_model.config.latent_tokens
+
+    @classmethod
+    def load(
+        cls, path: str | Path | None = None, device: str | torch.device | None = None
+    ) -> DockingNetworks:
+        """Load the networks of a checkpoint folder.
+
+        The folder holds ``score_model_ema.pt`` (required), ``prior.pt`` and ``confidence.pt``, each
+        written by :func:`~discodock.training.checkpoint.save_network`. A missing prior means
+        unconditional sampling, a missing confidence model no ranking; each is warned about once.
+
+        Parameters
+        ----------
+        path
+            The folder; default :data:`DEFAULT_CHECKPOINT`.
+        device
+            ``"cuda"``, ``"cuda:1"``, ``"cpu"`` (default CUDA when available).
+
+        Raises
+        ------
+        InputError
+            If the folder or its denoiser is missing or unreadable, or the device is unavailable.
+        """
+        folder = Path(DEFAULT_CHECKPOINT if path is None else path)
+        if not folder.is_dir():
+            raise InputError(folder, "checkpoint folder not found")
+        score_model = _read_network(folder / "score_model_ema.pt", lambda config: ScoreModel(config.score))
+        prior = None
+        if score_model.config.latent_tokens > 0:
+            prior = _optional_network(
+                folder / "prior.pt",
+                lambda config: AutoregressivePrior(score_model, config.prior),
+                "no prior in the checkpoint; sampling unconditionally (null tokens)",
+            )
+        confidence = _optional_network(
+            folder / "confidence.pt",
+            lambda config: ConfidenceModel(config.confidence),
+            "no confidence model in the checkpoint; poses are not ranked",
+        )
+        return cls(score_model, prior, confidence, device=device)
+
+    def graphs_per_batch(self, residues: torch.Tensor, atoms: torch.Tensor, options: SamplingOptions) -> int:
+        """Graphs per device batch for complexes of ``residues`` and ``atoms`` (``int64[C]`` each).
+
+        ``options.graphs_per_batch`` if set; on a CPU :data:`CPU_GRAPHS_PER_BATCH`; on a GPU the largest
+        power of two with ``graphs · E_max · BYTES_PER_EDGE ≤ 0.8 · free memory``, where
+        ``E_max = max_c R_c·(24 + A_c) + 16·A_c`` bounds the receptor, cross (all pairs, as at ``t = 1``)
+        and ligand edges of the largest complex; never above the size that last ran out of memory.
+        """
+        if options.graphs_per_batch is not None:
+            graphs = options.graphs_per_batch
+        elif self.device.type != "cuda":
+            graphs = CPU_GRAPHS_PER_BATCH
+        else:
+            graphs = self._graphs_fitting_in_memory(residues, atoms)
+        if self._graphs_after_out_of_memory is not None:
+            graphs = min(graphs, self._graphs_after_out_of_memory)
+        return graphs
+
+    def _graphs_fitting_in_memory(self, residues: torch.Tensor, atoms: torch.Tensor) -> int:
+        """The automatic GPU batch size of :meth:`graphs_per_batch`."""
+        free_bytes, _ = torch.cuda.mem_get_info(self.device)
+        neighbours = self.score_model.config.receptor_max_neighbors
+        edges = int((residues * (neighbours + atoms) + 16 * atoms).max())
+        fitting = max(1, int(0.8 * free_bytes / (edges * BYTES_PER_EDGE)))
+        return min(2 ** int(math.log2(fitting)), MAX_GRAPHS_PER_BATCH)
+
+    def sample(
+        self, cache: ComplexCache, prior_centers: torch.Tensor, options: SamplingOptions
+    ) -> SampledPoses:
+        """Sample and score ``options.samples`` poses of every complex of ``cache``, many per device batch.
+
+        Parameters
+        ----------
+        cache
+            ``C`` featurized complexes (any device; no crystal pose needed). Their names seed the batches.
+        prior_centers
+            ``float32[C, 3]``: centre of each complex's translation prior in its frame (0: protein centre).
+        options
+            Sampling options.
+
+        Returns
+        -------
+        SampledPoses
+            On the CPU.
+        """
+        counts = cache.counts.cpu()
+        residues = counts[:, COUNT_COLUMNS.index("residues")]
+        atoms = counts[:, COUNT_COLUMNS.index("atoms")]
+        cache = cache.to(self.device)
+        prior_centers = prior_centers.to(self.device)
+        samples = options.samples
+        graph_complex = torch.arange(len(cache), device=self.device).repeat_interleave(samples)
+        batches = []
+        start = 0
+        while start < len(graph_complex):
+            size = min(self.graphs_per_batch(residues, atoms, options), len(graph_complex) - start)
+            index = graph_complex[start : start + size]
+            names = [cache.names[c] for c in sorted(set(index.tolist()))]
+            try:
+                batches.append(self._sample_batch(cache, index, prior_centers[index], options, start, names))
+            except torch.OutOfMemoryError:
+                if size == 1:
+                    raise
+                self._graphs_after_out_of_memory = size // 2
+                torch.cuda.empty_cache()
+                logger.warning(
+                    "out of device memory with %d graphs per batch; retrying with %d", size, size // 2
+                )
+                continue
+            start += size
+        return SampledPoses(
+            torch.cat([b.poses for b in batches]),
+            atoms,
+            torch.cat([b.confidences for b in batches]),
+            torch.cat([b.token_nodes for b in batches]),
+            samples,
+        )
+
+    @torch.no_grad()
+    def _sample_batch(
+        self,
+        cache: ComplexCache,
+        index: torch.Tensor,
+        prior_center: torch.Tensor,
+        options: SamplingOptions,
+        first_graph: int,
+        names: list[str],
+    ) -> _SampledBatch:
+        """Sample the graphs ``index`` (rows of ``cache``) with a generator seeded by the batch."""
+        entropy = [options.seed, first_graph, *(zlib.crc32(name.encode()) for name in names)]
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(int(np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0]))
+        batch = batch_of(cache, index, 1, self.score_model.config)
+        drawn: list[LatentAssignment] = []
+        poses = sample_poses(
+            self.score_model,
+            batch,
+            self.score_model.config.schedule,
+            num_steps=options.steps,
+            latent_source=self._latent_source(options, drawn),
+            temperatures=options.temperatures,
+            prior_center=prior_center,
+            generator=generator,
+        )
+        if self.confidence is None:
+            confidences = torch.full((batch.num_graphs,), math.nan)
+        else:
+            confidences = self.confidence(batch.with_ligand_pos(poses)).float()
+        if drawn:
+            token_nodes = drawn[0].token_nodes(batch)
+        else:
+            token_nodes = torch.full((batch.num_graphs, self.num_tokens), -1, dtype=torch.long)
+        return _SampledBatch(poses.cpu(), confidences.cpu(), token_nodes.cpu())
+
+    def _latent_source(self, options: SamplingOptions, drawn: list[LatentAssignment]) -> LatentSource | None:
+        """The prior's token sampler, recording what it draws in ``drawn``; ``None`` for null tokens."""
+        if self.num_tokens == 0 or self.prior is None or options.latents == "null":
+            return None
+        draw = prior_latents(self.prior, options.logit_multiplier)
+
+        def recorded(batch: ComplexBatch, generator: torch.Generator | None) -> LatentAssignment:
+            drawn.append(draw(batch, generator))
+            return drawn[-1]
+
+        return recorded
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``device``, or CUDA when available and the CPU otherwise.
+
+    Raises
+    ------
+    InputError
+        If a CUDA device is asked for on a machine without one, or the name is not a device.
+    """
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise InputError(str(device), "not a device (expected cuda, cuda:N or cpu)") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(str(device), "CUDA is not available on this machine")
+    return resolved
+
+
+def _read_network(path: Path, build: NetworkBuilder) -> nn.Module:
+    """A network file of :func:`~discodock.training.checkpoint.save_network`: the network that ``build``
+    makes from the model config stored with the weights, with those weights loaded."""
+    config, _, state_dict = load_network(path)
+    try:
+        network = build(ModelConfig.from_dict(config["model"]))
+    except (KeyError, TypeError, ValueError) as error:
+        raise InputError(path, f"invalid model config ({error})") from None
+    try:
+        network.load_state_dict(state_dict)
+    except RuntimeError as error:
+        reason = str(error).splitlines()[0]
+        raise InputError(path, f"weights do not fit the network of its config ({reason})") from None
+    return network
+
+
+def _optional_network(path: Path, build: NetworkBuilder, missing: str) -> nn.Module | None:
+    """:func:`_read_network`, or ``None`` with the warning ``missing`` when the file does not exist."""
+    if not path.is_file():
+        logger.warning("%s: %s", path, missing)
+        return None
+    return _read_network(path, build)

@@ -1,0 +1,102 @@
+"""The rdkit-free networks (:mod:`discodock.inference.networks`): import without RDKit, batched sampling."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from discodock.data.cache import COUNT_COLUMNS, ComplexCache
+from discodock.inference.networks import (
+    TEMPERATURE_PRESETS,
+    DockingNetworks,
+    SampledPoses,
+    SamplingOptions,
+)
+
+from .test_docking import make_test_checkpoint, one_thread  # noqa: F401
+
+BLOCKED = ("rdkit", "Bio", "spyrmsd")
+
+
+def import_without_rdkit(module: str) -> subprocess.CompletedProcess[str]:
+    """``import module`` in a fresh interpreter in which RDKit, Biopython and spyrmsd cannot be imported."""
+    code = f"import sys\nfor name in {BLOCKED!r}:\n    sys.modules[name] = None\nimport {module}\n"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+
+
+def test_the_networks_import_without_rdkit_biopython_or_spyrmsd() -> None:
+    result = import_without_rdkit("discodock.inference.networks")
+    assert result.returncode == 0, result.stderr
+    control = import_without_rdkit("discodock.inference.docking")  # the blocking works: docking needs RDKit
+    assert control.returncode != 0 and "rdkit" in control.stderr
+
+
+@pytest.fixture(scope="module")
+def networks(tmp_path_factory: pytest.TempPathFactory) -> DockingNetworks:
+    return DockingNetworks.load(make_test_checkpoint(tmp_path_factory.mktemp("checkpoint")), device="cpu")
+
+
+def prior_centers(cache: ComplexCache) -> torch.Tensor:
+    return torch.zeros(len(cache), 3)
+
+
+def test_sample_gives_every_graph_its_complex_atoms_and_repeats_with_the_seed(
+    networks: DockingNetworks, cache: ComplexCache
+) -> None:
+    options = SamplingOptions(samples=3, steps=1, seed=2, graphs_per_batch=4)  # batches straddle complexes
+    sampled = networks.sample(cache, prior_centers(cache), options)
+    atoms = cache.counts[:, COUNT_COLUMNS.index("atoms")]
+    assert sampled.atoms.tolist() == atoms.tolist() and sampled.samples == 3
+    assert [len(pose) for pose in sampled.graph_poses()] == atoms.repeat_interleave(3).tolist()
+    assert sampled.confidences.shape == (6,) and torch.isfinite(sampled.confidences).all()
+    assert sampled.token_nodes.shape == (6, networks.num_tokens)
+    again = networks.sample(cache, prior_centers(cache), options)
+    assert torch.equal(again.poses, sampled.poses) and torch.equal(again.token_nodes, sampled.token_nodes)
+    parts = sampled.per_complex()
+    assert [part.atoms.tolist() for part in parts] == [[a] for a in atoms.tolist()]
+    joined = SampledPoses.concatenate(parts, 3, networks.num_tokens)
+    for name in ("poses", "atoms", "confidences", "token_nodes"):
+        assert torch.equal(getattr(joined, name), getattr(sampled, name)), name
+    empty = SampledPoses.concatenate([], 3, networks.num_tokens)
+    assert empty.poses.shape == (0, 3) and empty.token_nodes.shape == (0, networks.num_tokens)
+
+
+def test_out_of_memory_halves_the_batch_and_retries(
+    networks: DockingNetworks,
+    cache: ComplexCache,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fresh = DockingNetworks(networks.score_model, networks.prior, device="cpu")
+    sample_batch = fresh._sample_batch
+    sizes = []
+
+    def limited(cache, index, *args, **kwargs):  # type: ignore[no-untyped-def]
+        sizes.append(index.numel())
+        if index.numel() > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return sample_batch(cache, index, *args, **kwargs)
+
+    monkeypatch.setattr(fresh, "_sample_batch", limited)
+    one = cache.subset([0])
+    options = SamplingOptions(samples=5, steps=1, seed=0, graphs_per_batch=8)
+    with caplog.at_level(logging.WARNING):
+        sampled = fresh.sample(one, prior_centers(one), options)
+    assert sizes == [5, 2, 2, 1]  # 5 graphs fail, halved to 2 for the rest
+    assert len(sampled.graph_poses()) == 5 and "out of device memory" in caplog.text
+    residues, atoms = (one.counts[:, COUNT_COLUMNS.index(column)] for column in ("residues", "atoms"))
+    assert fresh.graphs_per_batch(residues, atoms, options) == 2  # later batches start at the reduced size
+
+
+def test_sampling_options_survive_a_file(tmp_path: Path) -> None:
+    options = SamplingOptions(
+        samples=3, steps=4, seed=5, latents="null", temperatures=TEMPERATURE_PRESETS["disco-diffdock-s"]
+    )
+    torch.save(dataclasses.asdict(options), tmp_path / "options.pt")
+    assert SamplingOptions.from_dict(torch.load(tmp_path / "options.pt", weights_only=True)) == options
