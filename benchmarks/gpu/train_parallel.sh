@@ -10,7 +10,8 @@
 #   JOB1="configs/train_small_nolatent.yaml - 9" \
 #   bash benchmarks/gpu/train_parallel.sh
 # JOBi = "CONFIG INIT_FROM MINUTES" runs on GPU i (INIT_FROM "-": from scratch; a network folder such as
-# checkpoints/disco_small: warm start). A config with `compile_tensor_products: true` that fails to
+# checkpoints/disco_small: warm start); several jobs separated by ";" run one after the other on that GPU
+# (e.g. the score stage, then the prior on the networks it wrote). A config with `compile_tensor_products: true` that fails to
 # start is run again eagerly. Results in $OUT: train_throughput.{json,md} and, per job, <run>.tgz.part-*
 # (the run folder's networks/, train.jsonl and run.log, split into pieces the device tool returns).
 # DEADLINE_MINUTES caps job 0's training so that it ends that long after the start despite the table.
@@ -38,7 +39,7 @@ train_job() {  # GPU CONFIG INIT_FROM MINUTES
         args[3]=$eager
         CUDA_VISIBLE_DEVICES=$gpu python3 "${args[@]}" >>"$dir/run.log" 2>&1
     fi
-    grep -v '"event": "train"' "$dir/run.log" | tail -n 20 | sed "s/^/[GPU $gpu] /"
+    grep -v '"event": "train"\|"event": "start"\|"event": "checkpoint"' "$dir/run.log" | tail -n 12 | sed "s/^/[GPU $gpu] /"
     local name
     name=$(basename "$dir")
     tar czf - -C "$dir" networks train.jsonl run.log | split -b 15m - "$OUT/$name.tgz.part-"
@@ -47,13 +48,12 @@ train_job() {  # GPU CONFIG INIT_FROM MINUTES
 if [ "${THROUGHPUT:-0}" = 1 ]; then
     JOB0_DELAY=1
 fi
-pids=()
-for gpu in $(seq 0 $((NGPU - 1))); do
-    job_var=JOB$gpu
-    [ -z "${!job_var:-}" ] && continue
-    read -r config init minutes <<<"${!job_var}"
-    if [ "$gpu" = 0 ] && [ -n "${JOB0_DELAY:-}" ]; then
-        (
+gpu_jobs() {  # GPU JOBS: the ";"-separated jobs of one GPU, in order
+    local gpu=$1 job config init minutes
+    IFS=';' read -ra jobs <<<"$2"
+    for job in "${jobs[@]}"; do
+        read -r config init minutes <<<"$job"
+        if [ "$gpu" = 0 ] && [ -n "${JOB0_DELAY:-}" ] && [ "$job" = "${jobs[0]}" ]; then
             CUDA_VISIBLE_DEVICES=0 python3 benchmarks/train_throughput.py --cache cache/train.cache.pt \
                 --config "$config" --devices cuda --modes eager compiled --batch-sizes ${BATCH_SIZES:-48 64} \
                 --warmup 3 --steps 10 --out "$OUT/train_throughput.json" >"$OUT/train_throughput.md" 2>&1
@@ -61,11 +61,16 @@ for gpu in $(seq 0 $((NGPU - 1))); do
             if [ -n "${DEADLINE_MINUTES:-}" ]; then  # what is left of the call after the table, with a margin
                 minutes=$(python3 -c "print(round(min($minutes, $DEADLINE_MINUTES - $SECONDS / 60 - 0.7), 2))")
             fi
-            train_job 0 "$config" "$init" "$minutes"
-        ) &
-    else
-        train_job "$gpu" "$config" "$init" "$minutes" &
-    fi
+        fi
+        train_job "$gpu" "$config" "$init" "$minutes"
+    done
+}
+
+pids=()
+for gpu in $(seq 0 $((NGPU - 1))); do
+    job_var=JOB$gpu
+    [ -z "${!job_var:-}" ] && continue
+    gpu_jobs "$gpu" "${!job_var}" &
     pids+=($!)
 done
 wait "${pids[@]}"

@@ -251,12 +251,19 @@ class FastTensorProduct(nn.Module):
         return torch.cat(outputs, dim=1)
 
 
+COMPILED_LAYOUTS_LIMIT = 64
+"""Distinct tensor-product layouts ``torch.compile`` may compile (one per irreps/weight-width combination)."""
+
+
 def compile_tensor_products(module: nn.Module) -> int:
     """Compile the forward of every :class:`FastTensorProduct` inside ``module`` with ``torch.compile``.
 
     The products are elementwise path features and small batched matrix products over ``E`` edges; the
     compiler fuses the former. Shapes are marked dynamic (edge counts change every batch), so one
-    compilation serves all batches. Numerically the same function (up to float rounding order).
+    compilation per product layout serves all batches; the layouts (irreps, weight widths) differ between
+    layers and networks, so dynamo's recompile limit is raised to :data:`COMPILED_LAYOUTS_LIMIT` (its
+    default of 8 left the later layers uncompiled). Numerically the same function (up to float rounding
+    order).
 
     Returns
     -------
@@ -264,6 +271,8 @@ def compile_tensor_products(module: nn.Module) -> int:
         Number of tensor products compiled.
     """
     products = [m for m in module.modules() if isinstance(m, FastTensorProduct)]
+    dynamo_config = torch._dynamo.config
+    dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, COMPILED_LAYOUTS_LIMIT)
     for product in products:
         product.forward = torch.compile(product.forward, dynamic=True)  # type: ignore[method-assign]
     return len(products)

@@ -121,7 +121,8 @@ class TrainConfig:
     pocket_fraction
         Share of the training complexes docked in pocket mode: receptor cropped around a centre near the
         ligand (:func:`~discodock.diffusion.noising.sample_training_pockets`), so that ``--pocket-center``
-        is a trained mode.
+        is a trained mode. Score and confidence stages only: the prior's targets (the encoder's token
+        distributions, cached per complex) cover the whole receptor.
     pocket_jitter
         Å; spread of those pocket centres around the crystal ligand's centroid.
     pocket_margin
@@ -181,6 +182,9 @@ class TrainConfig:
             raise ValueError("max_steps, max_epochs, max_wall_minutes and checkpoint_every_steps must be ≥ 0")
         if not (0 <= self.pocket_fraction <= 1 and self.pocket_jitter >= 0 and self.pocket_margin > 0):
             raise ValueError("need 0 ≤ pocket_fraction ≤ 1, pocket_jitter ≥ 0 and pocket_margin > 0")
+        if self.stage == "prior" and self.pocket_fraction > 0:
+            # its targets are the encoder's distributions over the nodes of the whole complex
+            raise ValueError("the prior stage trains on whole receptors: pocket_fraction must be 0")
         if not (self.lr > 0 and 0 <= self.ema_decay < 1 and 0 < self.scheduler_factor < 1):
             raise ValueError("need lr > 0, 0 ≤ ema_decay < 1 and 0 < scheduler_factor < 1")
 
