@@ -370,7 +370,14 @@ def predict(
     "--vina-subset",
     type=click.IntRange(min=1),
     metavar="N",
-    help="Run Vina on a fixed subset of N complexes drawn with --seed [default: all].",
+    help="Run Vina on a fixed subset of N complexes drawn with --seed [default: all]; with --add-method "
+    "of such a Vina run, the subset it ran on.",
+)
+@click.option(
+    "--vina-time-limit",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="S",
+    help="Stop Vina on a complex after S seconds; it counts as failed [default: no limit].",
 )
 @click.option(
     "--vina-workers",
@@ -387,6 +394,11 @@ def predict(
 @device_option
 @batch_size_option
 @temperatures_option
+@click.option(
+    "--posebusters-subset",
+    is_flag=True,
+    help="Run the PoseBusters checks (seconds per pose on a CPU) only on the --vina-subset complexes.",
+)
 @click.option(
     "--no-posebusters", is_flag=True, help="Skip the PoseBusters checks (e.g. to score them later on a CPU)."
 )
@@ -407,10 +419,12 @@ def benchmark(
     vina: str,
     vina_subset: int | None,
     vina_workers: int | None,
+    vina_time_limit: float | None,
     seed: int,
     device: str | None,
     batch_size: int | None,
     temperatures: str,
+    posebusters_subset: bool,
     no_posebusters: bool,
     quiet: bool,
 ) -> None:
@@ -445,8 +459,12 @@ def benchmark(
         raise click.UsageError("--no-models needs --vina pocket or blind, or --add-method")
     if out.exists() and not out.is_dir():
         raise click.UsageError(f"--out {out} exists and is not a folder")
-    if (vina_subset is not None or vina_workers is not None) and vina == "none":
-        raise click.UsageError("--vina-subset and --vina-workers need --vina pocket or blind")
+    if (vina_workers is not None or vina_time_limit is not None) and vina == "none":
+        raise click.UsageError("--vina-workers and --vina-time-limit need --vina pocket or blind")
+    if vina_subset is not None and vina == "none" and not earlier_runs:
+        raise click.UsageError("--vina-subset needs --vina pocket or blind, or --add-method of a Vina run")
+    if posebusters_subset and vina_subset is None:
+        raise click.UsageError("--posebusters-subset needs --vina-subset")
     options = SamplingOptions(
         samples=samples,
         steps=steps,
@@ -485,9 +503,11 @@ def benchmark(
         vina=vina,
         vina_subset=vina_subset,
         vina_workers=vina_workers,
+        vina_time_limit=vina_time_limit,
         device=device,
         earlier_runs=earlier_runs,
         posebusters=not no_posebusters,
+        posebusters_subset_only=posebusters_subset,
         imported_samples=import_samples,
     )
     results = run_benchmark(settings, progress=not quiet)

@@ -60,3 +60,16 @@ def test_vina_pocket_redock_of_6moa_and_the_report_states_its_rmsds(tmp_path: Pa
     assert row["notes"].removeprefix("receptor: ") in vina.RECEPTOR_ROUTES
     assert float(row["seconds"]) > 0
     assert (tmp_path / "vina" / "pocket" / "6moa" / "receptor.pdbqt").is_file()
+
+
+def test_vina_past_its_time_limit_is_stopped_and_counted_as_failed(tmp_path: Path) -> None:
+    (tmp_path / "split").write_text("6moa\n1a0q\n")
+    benchmark = load_benchmark_set(EXAMPLES, tmp_path / "split", tmp_path / "receptors")
+    run = vina.run_vina(
+        benchmark.complexes, "pocket", tmp_path / "vina", seed=0, workers=2, time_limit=0.5, progress=False
+    )
+    assert set(run.attempted) == {"1a0q", "6moa"}
+    assert not run.positions
+    assert set(run.failures) == {"1a0q", "6moa"}
+    assert all("time limit of 0.5 s" in reason for reason in run.failures.values())
+    assert "stopped after 0.5 s per complex" in run.description

@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import io
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -357,6 +358,23 @@ def test_exported_confidence_weights_give_identical_logits(cache_path: Path, tmp
     with torch.no_grad():
         assert name == "confidence"
         assert torch.equal(fresh.eval()(poses), stage.model.eval()(poses))
+
+
+def test_every_stage_warm_starts_from_one_shared_network_folder(cache_path: Path, tmp_path: Path) -> None:
+    """Score and confidence networks in one folder (as checkpoints/disco_small ships them): each stage
+    reads its own training state and networks."""
+    score = quiet_train(tiny_experiment(cache_path, tmp_path / "score", max_steps=2, seed=1))
+    confidence = quiet_train(confidence_experiment(cache_path, tmp_path / "confidence", max_steps=3))
+    shared = tmp_path / "shared"
+    shutil.copytree(Path(score.checkpoint).parent / "networks", shared)
+    for file in (Path(confidence.checkpoint).parent / "networks").iterdir():
+        shutil.copy(file, shared)
+    assert load_training_state(shared)["steps"] == 2
+    assert load_training_state(shared, "confidence")["steps"] == 3
+    experiment = confidence_experiment(cache_path, tmp_path / "again", max_steps=4)
+    with contextlib.redirect_stdout(io.StringIO()):
+        warm = train(experiment, device="cpu", init_from=shared)
+    assert warm.steps == 4 and [r["step"] for r in log_records(tmp_path / "again", "train")] == [4]
 
 
 def test_confidence_stage_mixes_in_poses_docked_by_a_trained_score_stage(

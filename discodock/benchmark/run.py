@@ -125,6 +125,11 @@ class BenchmarkSettings:
         Vina baseline: ``none``, ``pocket`` (box around the crystal ligand) or ``blind`` (whole protein).
     vina_subset
         Run Vina on this many complexes, drawn with ``options.seed`` (:func:`seeded_subset`); all if ``None``.
+        Also defines the report's subset set when Vina's poses come from an earlier run (``earlier_runs``).
+    posebusters_subset_only
+        Run the PoseBusters checks only on the ``vina_subset`` complexes.
+    vina_time_limit
+        Seconds (wall clock) after which Vina is stopped on a complex, which then counts as failed.
     vina_workers
         Parallel Vina processes (one CPU core each); default all cores.
     device
@@ -146,6 +151,8 @@ class BenchmarkSettings:
     pocket: bool = False
     vina: VinaMode = "none"
     vina_subset: int | None = None
+    posebusters_subset_only: bool = False
+    vina_time_limit: float | None = None
     vina_workers: int | None = None
     device: str | None = None
     earlier_runs: tuple[Path, ...] = ()
@@ -471,13 +478,11 @@ def run_benchmark(settings: BenchmarkSettings, progress: bool = True) -> dict[st
         )
     complexes = {complex_.name: complex_ for complex_ in benchmark.complexes}
     runs += [read_run_poses(folder, complexes) for folder in settings.earlier_runs]
-    vina_subset = None
+    vina_names = seeded_subset(benchmark.names, settings.vina_subset, settings.options.seed)
+    vina_subset = vina_names if len(vina_names) < len(benchmark.names) else None
     if settings.vina != "none":
         from discodock.benchmark.vina import run_vina
 
-        vina_names = seeded_subset(benchmark.names, settings.vina_subset, settings.options.seed)
-        if len(vina_names) < len(benchmark.names):
-            vina_subset = vina_names
         chosen = set(vina_names)
         runs.append(
             run_vina(
@@ -486,6 +491,7 @@ def run_benchmark(settings: BenchmarkSettings, progress: bool = True) -> dict[st
                 settings.out_dir / "vina",
                 seed=settings.options.seed,
                 workers=settings.vina_workers,
+                time_limit=settings.vina_time_limit,
                 progress=progress,
             )
         )
@@ -501,6 +507,7 @@ def run_benchmark(settings: BenchmarkSettings, progress: bool = True) -> dict[st
         unseen=unseen,
         subset=vina_subset,
         posebusters=settings.posebusters,
+        posebusters_subset_only=settings.posebusters_subset_only,
         progress=progress,
     )
 
@@ -555,6 +562,8 @@ def settings_record(settings: BenchmarkSettings) -> dict[str, object]:
         "device": settings.device,
         "earlier_runs": [str(folder) for folder in settings.earlier_runs],
         "posebusters": settings.posebusters,
+        "posebusters_subset_only": settings.posebusters_subset_only,
+        "vina_time_limit": settings.vina_time_limit,
         "imported_samples": None if settings.imported_samples is None else str(settings.imported_samples),
     }
     return {**record, **dataclasses.asdict(settings.options)}

@@ -25,16 +25,18 @@ Files of each complex stay in ``<work_dir>/<name>/`` (receptor and ligand PDBQT,
 from __future__ import annotations
 
 import os
+import queue
 import shutil
 import subprocess
 import sys
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from importlib.metadata import version
 from multiprocessing import get_context
+from multiprocessing.process import BaseProcess
+from multiprocessing.queues import Queue
 from pathlib import Path
 from typing import Literal
 
@@ -300,9 +302,13 @@ def run_vina(
     *,
     seed: int = 0,
     workers: int | None = None,
+    time_limit: float | None = None,
     progress: bool = True,
 ) -> MethodRun:
     """Dock every complex with Vina, ``workers`` complexes at a time (one CPU core each).
+
+    ``time_limit``: seconds (wall clock) after which a complex is stopped and counted as a failure
+    (``None``: no limit); Vina can take hours on large flexible ligands.
 
     Returns
     -------
@@ -316,7 +322,7 @@ def run_vina(
     outcomes = {
         outcome.name: outcome
         for outcome in tqdm(
-            _outcomes(complexes, mode, work_dir, seed, workers),
+            _outcomes(complexes, mode, work_dir, seed, workers, time_limit),
             total=len(complexes),
             desc=f"vina ({mode})",
             unit="complex",
@@ -336,6 +342,7 @@ def run_vina(
         description=(
             f"AutoDock Vina {_vina_version()}, {box}, exhaustiveness {EXHAUSTIVENESS}, {NUM_POSES} poses, "
             f"seed {VINA_SEED}; ligand from SMILES (ETKDGv3, seed {seed}) via Meeko"
+            + ("" if time_limit is None else f"; stopped after {time_limit:g} s per complex (a failure)")
         ),
         attempted=tuple(complex_.name for complex_ in complexes),
         positions={name: outcome.positions for name, outcome in docked.items()},
@@ -358,15 +365,58 @@ def run_vina(
 
 
 def _outcomes(
-    complexes: Sequence[BenchmarkComplex], mode: BoxMode, work_dir: Path, seed: int, workers: int
+    complexes: Sequence[BenchmarkComplex],
+    mode: BoxMode,
+    work_dir: Path,
+    seed: int,
+    workers: int,
+    time_limit: float | None = None,
 ) -> Iterator[VinaOutcome]:
-    """:func:`dock_complex` of every complex, in this process (one worker) or in ``workers`` processes."""
-    if workers == 1:
-        yield from (dock_complex(c, mode, work_dir / safe_name(c.name), seed) for c in complexes)
-        return
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(dock_complex, c, mode, work_dir / safe_name(c.name), seed) for c in complexes]
-        yield from (future.result() for future in as_completed(futures))
+    """:func:`dock_complex` of every complex, each in its own process, ``workers`` at a time.
+
+    A complex still running after ``time_limit`` seconds (wall clock) is stopped and reported as failed,
+    as is one whose process dies without a result. Outcomes come in the order they finish.
+    """
+    context = get_context("spawn")
+    results = context.Queue()
+    pending = list(complexes)
+    running: dict[str, tuple[BaseProcess, float]] = {}
+    while pending or running:
+        while pending and len(running) < workers:
+            complex_ = pending.pop(0)
+            process = context.Process(
+                target=_dock_into_queue,
+                args=(results, complex_, mode, work_dir / safe_name(complex_.name), seed),
+                daemon=True,
+            )
+            process.start()
+            running[complex_.name] = (process, time.monotonic())
+        try:
+            outcome = results.get(timeout=1.0)
+        except queue.Empty:
+            outcome = None
+        if outcome is not None:
+            running.pop(outcome.name)[0].join()
+            yield outcome
+        for name, (process, started) in list(running.items()):
+            elapsed = time.monotonic() - started
+            if time_limit is not None and elapsed > time_limit:
+                reason = f"stopped: Vina took longer than the time limit of {time_limit:g} s"
+            elif not process.is_alive() and process.exitcode not in (0, None):
+                reason = f"the Vina process died (exit code {process.exitcode})"
+            else:
+                continue
+            process.kill()
+            process.join()
+            del running[name]
+            yield VinaOutcome(name, None, None, "", 0.0, elapsed, reason)
+
+
+def _dock_into_queue(
+    results: Queue, complex_: BenchmarkComplex, mode: BoxMode, work_dir: Path, seed: int
+) -> None:
+    """Worker process of :func:`_outcomes`: :func:`dock_complex`, put on ``results``."""
+    results.put(dock_complex(complex_, mode, work_dir, seed))
 
 
 def _program(name: str) -> Path:

@@ -8,7 +8,9 @@ Two kinds of file are written during training:
 * a **weights file** (``weights.pt``, ``best_weights.pt``): the experiment's model config and fp32
   state dicts of the networks, without optimiser state, for inference and for the next stage;
 * a **network folder** (e.g. ``checkpoints/disco_small/`` in the repository): the same networks, one file
-  each (``<name>.pt``, small enough to commit), and ``training_state.json`` (stage, steps, epochs). It is
+  each (``<name>.pt``, small enough to commit), and the training state of each stage (stage, steps,
+  epochs, last validation): ``training_state.json`` for the score stage, ``<stage>_training_state.json``
+  for the prior and confidence stages, so that the networks of all stages can share one folder. It is
   what ships, what inference loads, and what a later training run warm-starts from
   (``discodock train --init-from FOLDER``) when the full resume checkpoint is not at hand.
 
@@ -35,6 +37,13 @@ from discodock.errors import InputError
 WEIGHTS_FORMAT_VERSION = 1
 NETWORK_FORMAT = "discodock-network"
 TRAINING_STATE_FILE = "training_state.json"
+"""Training state of the score stage in a network folder (:func:`training_state_file`)."""
+
+
+def training_state_file(stage: str) -> str:
+    """Name of a stage's training-state file in a network folder: ``training_state.json`` for the score
+    stage, ``<stage>_training_state.json`` for the others."""
+    return TRAINING_STATE_FILE if stage == "score" else f"{stage}_{TRAINING_STATE_FILE}"
 
 
 def save_atomic(payload: Mapping[str, Any], path: str | Path) -> None:
@@ -131,16 +140,18 @@ def save_network_folder(
     networks: Mapping[str, nn.Module],
     training_state: Mapping[str, Any],
 ) -> None:
-    """Write ``folder/<name>.pt`` for every network and ``folder/training_state.json``."""
+    """Write ``folder/<name>.pt`` for every network and the stage's training state
+    (:func:`training_state_file` of ``training_state["stage"]``)."""
     folder = Path(folder)
     for name, network in networks.items():
         save_network(folder / f"{name}.pt", config, name, network)
-    (folder / TRAINING_STATE_FILE).write_text(json.dumps(dict(training_state), indent=2) + "\n")
+    state_path = folder / training_state_file(str(training_state["stage"]))
+    state_path.write_text(json.dumps(dict(training_state), indent=2) + "\n")
 
 
-def load_training_state(folder: str | Path) -> dict[str, Any]:
-    """``training_state.json`` of a network folder."""
-    path = Path(folder) / TRAINING_STATE_FILE
+def load_training_state(folder: str | Path, stage: str = "score") -> dict[str, Any]:
+    """The training state of ``stage`` in a network folder (:func:`training_state_file`)."""
+    path = Path(folder) / training_state_file(stage)
     if not path.is_file():
         raise InputError(path, "training state not found (is this a network folder?)")
     return json.loads(path.read_text())

@@ -1165,7 +1165,7 @@ class _Run:
         )
 
     def _warm_start(self, folder: str | Path) -> None:
-        state = load_training_state(folder)
+        state = load_training_state(folder, self.settings.stage)
         if state["stage"] != self.settings.stage:
             raise InputError(folder, f"networks of stage {state['stage']}, not {self.settings.stage}")
         _, state_dicts = load_weights(folder)
