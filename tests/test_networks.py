@@ -12,6 +12,8 @@ import pytest
 import torch
 
 from discodock.data.cache import COUNT_COLUMNS, ComplexCache
+from discodock.errors import InputError
+from discodock.inference import networks as networks_module
 from discodock.inference.networks import (
     TEMPERATURE_PRESETS,
     DockingNetworks,
@@ -100,3 +102,15 @@ def test_sampling_options_survive_a_file(tmp_path: Path) -> None:
     )
     torch.save(dataclasses.asdict(options), tmp_path / "options.pt")
     assert SamplingOptions.from_dict(torch.load(tmp_path / "options.pt", weights_only=True)) == options
+
+
+def test_the_default_checkpoint_follows_the_environment_and_explains_a_missing_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(networks_module.CHECKPOINT_VARIABLE, str(tmp_path / "elsewhere"))
+    with pytest.raises(InputError, match="elsewhere: checkpoint folder not found"):
+        DockingNetworks.load(device="cpu")
+    monkeypatch.delenv(networks_module.CHECKPOINT_VARIABLE)
+    monkeypatch.setattr(networks_module, "DEFAULT_CHECKPOINT", tmp_path / "site-packages" / "checkpoints")
+    with pytest.raises(InputError, match=r"install discodock from a clone \(pip install -e \.\)"):
+        DockingNetworks.load(device="cpu")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -57,7 +58,10 @@ from discodock.training.trainer import batch_of
 logger = logging.getLogger(__name__)
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "disco_small"
-"""The checkpoint folder shipped in the repository."""
+"""The checkpoint folder shipped in the repository (used when :data:`CHECKPOINT_VARIABLE` is unset)."""
+
+CHECKPOINT_VARIABLE = "DISCODOCK_CHECKPOINT"
+"""Environment variable naming the default checkpoint folder instead of :data:`DEFAULT_CHECKPOINT`."""
 
 CPU_GRAPHS_PER_BATCH = 64
 """Graphs per batch on a CPU (memory is not the limit there; larger batches gain little)."""
@@ -247,7 +251,7 @@ class DockingNetworks:
         Parameters
         ----------
         path
-            The folder; default :data:`DEFAULT_CHECKPOINT`.
+            The folder; default ``$DISCODOCK_CHECKPOINT``, else :data:`DEFAULT_CHECKPOINT`.
         device
             ``"cuda"``, ``"cuda:1"``, ``"cpu"`` (default CUDA when available).
 
@@ -256,8 +260,18 @@ class DockingNetworks:
         InputError
             If the folder or its denoiser is missing or unreadable, or the device is unavailable.
         """
-        folder = Path(DEFAULT_CHECKPOINT if path is None else path)
+        if path is not None:
+            folder = Path(path)
+        else:
+            folder = Path(os.environ.get(CHECKPOINT_VARIABLE) or DEFAULT_CHECKPOINT)
         if not folder.is_dir():
+            if path is None and CHECKPOINT_VARIABLE not in os.environ:
+                raise InputError(
+                    folder,
+                    "the shipped weights were not found: they live in the repository's checkpoints/ "
+                    f"folder, so install discodock from a clone (pip install -e .), or name a checkpoint "
+                    f"folder with --checkpoint or {CHECKPOINT_VARIABLE}",
+                )
             raise InputError(folder, "checkpoint folder not found")
         score_model = _read_network(folder / "score_model_ema.pt", lambda config: ScoreModel(config.score))
         prior = None
