@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from discodock.data.cache import COUNT_COLUMNS, ComplexCache, ragged_rows
+from discodock.data.cache import COUNT_COLUMNS, XZ_MAGIC, ComplexCache, ragged_rows
 from discodock.data.complex import ComplexData
 from discodock.errors import InputError
 
@@ -62,6 +62,20 @@ def test_save_load_round_trip(example_complexes: list[ComplexData], tmp_path: Pa
     assert loaded.has_crystal_pose
     for i, complex_data in enumerate(example_complexes):
         _assert_complex_stored(loaded, i, complex_data)
+
+
+def test_saved_file_is_compressed_and_plain_torch_files_still_load(
+    example_cache: ComplexCache, tmp_path: Path
+) -> None:
+    compressed, plain = tmp_path / "compressed.pt", tmp_path / "plain.pt"
+    example_cache.save(compressed)
+    torch.save(example_cache.payload(), plain)  # the format of caches written before compression
+    assert compressed.read_bytes().startswith(XZ_MAGIC)
+    assert compressed.stat().st_size < plain.stat().st_size
+    first, second = ComplexCache.load(compressed), ComplexCache.load(plain)
+    assert first.names == second.names
+    for key, value in first.fields.items():
+        assert torch.equal(value, second.fields[key])
 
 
 def test_subset_keeps_complexes_whole(

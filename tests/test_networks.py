@@ -114,3 +114,12 @@ def test_the_default_checkpoint_follows_the_environment_and_explains_a_missing_o
     monkeypatch.setattr(networks_module, "DEFAULT_CHECKPOINT", tmp_path / "site-packages" / "checkpoints")
     with pytest.raises(InputError, match=r"install discodock from a clone \(pip install -e \.\)"):
         DockingNetworks.load(device="cpu")
+
+
+@pytest.mark.parametrize("name", ["disco_small", "nolatent_small"])
+def test_every_committed_checkpoint_loads_with_its_confidence_model(name: str) -> None:
+    """The ablation's confidence.pt is a link to the DisCo folder's file (one ranker for both)."""
+    folder = networks_module.DEFAULT_CHECKPOINT.parent / name
+    loaded = DockingNetworks.load(folder, device="cpu")
+    assert loaded.confidence is not None
+    assert (loaded.prior is not None) == (loaded.score_model.config.latent_tokens > 0)

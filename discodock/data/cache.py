@@ -4,8 +4,8 @@
 complexes **concatenated** (ragged storage, as PyTorch Geometric's in-memory datasets do), plus one row
 of counts per complex. That makes three things cheap:
 
-* the file: one ``torch.save`` of a few tensors in compact dtypes (``uint8`` features, ``int16`` local
-  indices, ``float16`` local-frame vectors), loaded in well under a second;
+* the file: one xz-compressed ``torch.save`` of a few tensors in compact dtypes (``uint8`` features,
+  ``int16`` local indices, ``float16`` local-frame vectors), loaded in about a second;
 * moving the whole data set to the GPU once (:meth:`ComplexCache.to`);
 * reading it where RDKit is not installed (the GPU machine): this module imports only torch and numpy;
 * building a training or sampling batch of any complexes, in any number of copies, with a handful of
@@ -17,6 +17,8 @@ torsions ``T`` and moving-atom pairs ``P`` (the sparse form of ``mask_rotate``).
 
 from __future__ import annotations
 
+import io
+import lzma
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,6 +34,10 @@ if TYPE_CHECKING:  # featurization needs RDKit; reading a cache (e.g. on the GPU
     from discodock.data.complex import ComplexData
 
 CACHE_FORMAT_VERSION = 1
+CACHE_COMPRESSION_PRESET = 3
+"""xz preset of :meth:`ComplexCache.save` (higher presets gain 2–3 % at half the speed)."""
+XZ_MAGIC = b"\xfd7zXZ\x00"
+"""First bytes of an xz stream: a compressed cache file."""
 COUNT_COLUMNS = ("residues", "atoms", "bonds", "torsions", "moving")
 
 # field name -> (count column it is ragged over, dtype on disk, dtype in memory)
@@ -230,11 +236,17 @@ class ComplexCache:
         )
 
     def save(self, path: str | Path) -> None:
-        """Write the cache atomically (temporary file, then rename) in compact dtypes."""
+        """Write the cache atomically (temporary file, then rename) in compact dtypes, xz-compressed.
+
+        The compression (about 20 % smaller for the training set) is what lets the cache travel to a GPU
+        machine together with the code and the committed checkpoints; reading it back costs under a second.
+        """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()
+        torch.save(self.payload(), buffer)
         temporary = path.with_name(path.name + ".tmp")
-        torch.save(self.payload(), temporary)
+        temporary.write_bytes(lzma.compress(buffer.getvalue(), preset=CACHE_COMPRESSION_PRESET))
         os.replace(temporary, path)
 
     @classmethod
@@ -244,8 +256,11 @@ class ComplexCache:
         if not path.is_file():
             raise InputError(path, "cache file not found")
         try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as error:  # torch raises many types for a corrupt file
+            data = path.read_bytes()
+            if data.startswith(XZ_MAGIC):  # caches written before compression are plain torch files
+                data = lzma.decompress(data)
+            payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        except Exception as error:  # torch and lzma raise many types for a corrupt file
             raise InputError(path, f"not a discodock cache file ({type(error).__name__})") from None
         return cls.from_payload(payload, path).to(device)
 

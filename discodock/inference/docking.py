@@ -380,7 +380,8 @@ class DockingModel(ComplexPreparer):
         Parameters
         ----------
         path
-            The folder; default :data:`~discodock.inference.networks.DEFAULT_CHECKPOINT`.
+            The folder; default ``$DISCODOCK_CHECKPOINT``, else
+            :data:`~discodock.inference.networks.DEFAULT_CHECKPOINT`.
         device
             ``"cuda"``, ``"cuda:1"``, ``"cpu"`` (default CUDA when available).
 
