@@ -68,7 +68,7 @@ def make_test_checkpoint(
     networks: dict[str, nn.Module] = {"score_model": score_model, "score_model_ema": score_model}
     if config.score.latent_tokens > 0:
         networks["encoder"] = LatentEncoder(config.encoder, config.score.latent_tokens)
-        networks["prior"] = AutoregressivePrior(score_model, config.prior)
+        networks["prior"] = AutoregressivePrior(config.prior, config.score.latent_tokens)
     networks["confidence"] = ConfidenceModel(config.confidence)
     experiment = {"model": dataclasses.asdict(config), "train": {}}
     out = Path(out)

@@ -13,14 +13,13 @@ from discodock.data.cache import ComplexCache
 from discodock.model.config import ModelConfig
 from discodock.model.latents import LatentAssignment, TokenLogits, sample_tokens
 from discodock.model.prior import AutoregressivePrior
-from discodock.model.score_model import ScoreModel
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def prior_for(config: ModelConfig, seed: int = 0) -> AutoregressivePrior:
     torch.manual_seed(seed)
-    return AutoregressivePrior(ScoreModel(config.score), config.prior).eval()
+    return AutoregressivePrior(config.prior, config.score.latent_tokens).eval()
 
 
 def random_tokens(batch: ComplexBatch, seed: int) -> LatentAssignment:
@@ -145,9 +144,7 @@ def test_greedy_sampling_follows_the_most_likely_path(cache: ComplexCache, confi
         assert torch.cat([log_probs.ligand, log_probs.residue])[:, 0].argmax() == chosen[position]
 
 
-def test_loss_trains_the_heads_and_respects_the_frozen_trunk(
-    cache: ComplexCache, config: ModelConfig
-) -> None:
+def test_loss_trains_trunk_and_heads_but_not_the_targets(cache: ComplexCache, config: ModelConfig) -> None:
     prior = prior_for(config).train()
     batch = collate(cache, [0, 1])
     generator = torch.Generator().manual_seed(8)
@@ -155,19 +152,15 @@ def test_loss_trains_the_heads_and_respects_the_frozen_trunk(
         torch.randn(len(batch.atom_graph), 2, generator=generator, requires_grad=True),
         torch.randn(len(batch.residue_graph), 2, generator=generator),
     )
-    prior.freeze_trunk(True)
     loss = prior.loss(batch, encoder_logits, generator=generator)
     assert loss.ndim == 0 and torch.isfinite(loss) and loss > 0
     loss.backward()
-    assert all(parameter.grad is None for parameter in prior.trunk.parameters())
+    assert prior.trunk.atom_embedding.table.weight.grad.abs().sum() > 0
+    assert prior.trunk.residue_embedding.frame_mixing.grad.abs().sum() > 0
     assert (
         prior.ligand_head[0].weight.grad.abs().sum() > 0 and prior.residue_head[0].weight.grad.abs().sum() > 0
     )
     assert encoder_logits.ligand.grad is None  # the encoder's targets are constants
-
-    prior.freeze_trunk(False)
-    prior.loss(batch, encoder_logits, generator=generator).backward()
-    assert prior.trunk.network.atom_embedding.table.weight.grad.abs().sum() > 0
 
 
 def test_loss_is_the_cross_entropy_against_the_encoder_distribution(
@@ -188,13 +181,6 @@ def test_loss_is_the_cross_entropy_against_the_encoder_distribution(
     torch.testing.assert_close(loss, -log_probs.ligand[target_atoms, 0].mean())
 
 
-def test_prior_copies_the_trunk_and_needs_tokens(config: ModelConfig) -> None:
-    score_model = ScoreModel(config.score)
-    prior = AutoregressivePrior(score_model, config.prior)
-    with torch.no_grad():
-        prior.trunk.network.frame_mixing.add_(1.0)
-    assert not torch.equal(prior.trunk.network.frame_mixing, score_model.trunk.network.frame_mixing)
-    assert not any(name.startswith(("center", "torsion")) for name, _ in prior.named_parameters())
-    no_tokens = ScoreModel(dataclasses.replace(config.score, latent_tokens=0))
+def test_prior_needs_tokens(config: ModelConfig) -> None:
     with pytest.raises(ValueError, match="latent_tokens"):
-        AutoregressivePrior(no_tokens, config.prior)
+        AutoregressivePrior(config.prior, 0)

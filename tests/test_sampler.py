@@ -196,7 +196,9 @@ def test_latents_are_drawn_once_per_graph_and_reused_at_every_step(cache: Comple
 
 def test_prior_tokens_are_one_hot_per_graph(cache: ComplexCache) -> None:
     torch.manual_seed(9)
-    prior = AutoregressivePrior(ScoreModel(TINY_SCORE), PriorConfig(head_hidden_dim=16)).eval()
+    prior = AutoregressivePrior(
+        PriorConfig(ns=8, nv=2, num_conv_layers=2, head_hidden_dim=16), TINY_SCORE.latent_tokens
+    ).eval()
     batch = batch_of(cache, copies=3)
     tokens = prior_latents(prior)(batch, torch.Generator().manual_seed(10))
     graph = torch.cat([batch.atom_graph, batch.residue_graph])

@@ -11,9 +11,10 @@ import torch
 from discodock.data.batch import ComplexBatch, collate
 from discodock.data.cache import ComplexCache
 from discodock.errors import InputError
+from discodock.geometry.pose import apply_torsion_updates
 from discodock.model.config import ModelConfig, ScoreModelConfig, dataclass_from_dict, load_config
 from discodock.model.latents import LatentAssignment, TokenLogits, sample_tokens
-from discodock.model.score_model import ScoreModel, ScoreOutput
+from discodock.model.score_model import FIT_REGULARIZATION, ScoreModel, ScoreOutput, bond_torques
 
 from .conftest import double
 
@@ -93,12 +94,48 @@ def test_small_config_forward_on_a_real_complex(cache: ComplexCache) -> None:
     t = torch.tensor([0.6])
     with torch.no_grad():
         output = model(batch, t, random_tokens(batch, config.latent_tokens, seed=0))
-        ligand_scalars, residue_scalars = model.embed(batch, t)
     assert output.tr.shape == (1, 3) and output.rot.shape == (1, 3)
     assert output.tor.shape == (batch.torsions.num_torsions,)
     assert all(torch.isfinite(getattr(output, name)).all() for name in ("tr", "rot", "tor"))
-    assert ligand_scalars.shape == (len(batch.atom_graph), 2 * config.ns)
-    assert residue_scalars.shape == (len(batch.residue_graph), 2 * config.ns)
+
+
+def test_receptor_encoding_ignores_pose_and_is_reused(cache: ComplexCache, float64: None) -> None:
+    """The encoding depends on the receptor only; ``for_receptors`` gives the same scores as ``forward``."""
+    config = tiny_config()
+    model = eval_model(config)
+    batch = double(collate(cache, [0, 1]))
+    shifted = batch.with_ligand_pos(batch.ligand_pos + 5.0)
+    tokens = random_tokens(batch, config.latent_tokens, seed=5)
+    t = torch.tensor([0.7, 0.4])
+    with torch.no_grad():
+        encoding = model.encode_receptor(batch)
+        torch.testing.assert_close(model.encode_receptor(shifted), encoding, atol=0.0, rtol=0.0)
+        assert encoding.shape == (len(batch.residue_graph), model.trunk.irreps_out.dim)
+        bound = model.for_receptors(batch)
+        assert_outputs_close(bound(shifted, t, tokens), model(shifted, t, tokens))
+
+
+def test_bond_torques_recover_an_exact_twist(cache: ComplexCache, float64: None) -> None:
+    """Displacements made by twisting one bond by a small angle give back that angle for that bond."""
+    batch = double(collate(cache, [0]))
+    torsions = batch.torsions
+    assert torsions.num_torsions >= 2
+    angle = 1e-6
+    delta = torch.zeros(torsions.num_torsions, dtype=torch.float64)
+    delta[1] = angle
+    twisted = apply_torsion_updates(batch.ligand_pos, torsions, delta)
+    displacement = (twisted - batch.ligand_pos) / angle
+    torques = bond_torques(batch, displacement)
+    lever = torch.linalg.cross(
+        torch.nn.functional.normalize(
+            batch.ligand_pos[torsions.edges[1, 0]] - batch.ligand_pos[torsions.edges[1, 1]], dim=0
+        ).expand(len(displacement), 3),
+        batch.ligand_pos - batch.ligand_pos[torsions.edges[1, 1]],
+        dim=-1,
+    )
+    moving = torsions.moving_atom[torsions.moving_torsion == 1]
+    moment = float(lever[moving].square().sum())
+    assert torques[1].item() == pytest.approx(moment / (moment + FIT_REGULARIZATION), rel=1e-5)
 
 
 def test_scores_are_se3_equivariant(cache: ComplexCache, float64: None) -> None:
@@ -175,7 +212,7 @@ def test_tokens_and_null_flag_condition_the_scores(cache: ComplexCache, float64:
         null = LatentAssignment.null(batch, 2)
         zero_channels = LatentAssignment(null.ligand, null.residue, torch.zeros(2, dtype=torch.bool))
         assert_outputs_close(model(batch, t, null), model(batch, t, zero_channels))
-        for parameter in model.trunk.network.null_embeddings.values():
+        for parameter in model.trunk.null_embeddings.values():
             parameter.normal_()
         unconditional = model(batch, t, null)
         conditional = model(batch, t, zero_channels)
@@ -192,7 +229,7 @@ def test_no_latent_model_runs_through_the_same_code(cache: ComplexCache) -> None
     model = eval_model(config)
     batch = collate(cache, [0, 1])
     t = torch.tensor([1.0, 0.0])
-    assert model.trunk.network.null_embeddings is None
+    assert model.trunk.null_embeddings is None
     with torch.no_grad():
         output = model(batch, t)
         assert torch.isfinite(output.tr).all() and output.tor.shape == (batch.torsions.num_torsions,)

@@ -28,7 +28,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import torch
 
@@ -38,16 +37,7 @@ from discodock.geometry.schedules import GeometricSchedule, NoiseSchedule
 from discodock.model.latent_encoder import LatentEncoder
 from discodock.model.latents import LatentAssignment, sample_tokens
 from discodock.model.prior import AutoregressivePrior
-from discodock.model.score_model import ScoreOutput
-
-
-class ScoreFunction(Protocol):
-    """Anything called like :meth:`ScoreModel.forward <discodock.model.score_model.ScoreModel.forward>`."""
-
-    def __call__(
-        self, batch: ComplexBatch, t: torch.Tensor, latents: LatentAssignment | None
-    ) -> ScoreOutput: ...
-
+from discodock.model.score_model import ScoreFunction
 
 LatentSource = Callable[[ComplexBatch, "torch.Generator | None"], LatentAssignment]
 """Draws the tokens of every graph of a batch, given the batch and a generator on its device."""

@@ -278,7 +278,7 @@ class DockingNetworks:
         if score_model.config.latent_tokens > 0:
             prior = _optional_network(
                 folder / "prior.pt",
-                lambda config: AutoregressivePrior(score_model, config.prior),
+                lambda config: AutoregressivePrior(config.prior, score_model.config.latent_tokens),
                 "no prior in the checkpoint; sampling unconditionally (null tokens)",
             )
         confidence = _optional_network(
@@ -383,7 +383,7 @@ class DockingNetworks:
         batch = batch_of(cache, index, 1, self.score_model.config)
         drawn: list[LatentAssignment] = []
         poses = sample_poses(
-            self.score_model,
+            self.score_model.for_receptors(batch),
             batch,
             self.score_model.config.schedule,
             num_steps=options.steps,

@@ -1,6 +1,6 @@
 """The confidence model: one logit per docked pose, used to rank the samples of a complex (method.md §2.7).
 
-An :class:`~discodock.model.score_model.InteractionTrunk` without time input and without latent channels
+An :class:`~discodock.model.trunk.InteractionTrunk` without time input and without latent channels
 runs on the pose in ``batch.ligand_pos`` with a fixed ligand–residue cutoff (20.3 Å, the score model's
 cutoff at ``t = 0``, where DiffDock evaluates its confidence model). The ligand atoms' scalar features
 ``[0e ‖ 0o]`` are mean-pooled per graph and an MLP with batch norm maps them to one logit ``ℓ``, trained
@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from discodock.data.batch import ComplexBatch
 from discodock.model.config import ConfidenceConfig
 from discodock.model.layers import logit_head, scatter_mean
-from discodock.model.score_model import InteractionTrunk
+from discodock.model.trunk import InteractionTrunk
 
 
 class ConfidenceModel(nn.Module):
@@ -50,6 +50,7 @@ class ConfidenceModel(nn.Module):
             ligand_radius=config.ligand_radius,
             receptor_distance_max=config.receptor_distance_max,
             cross_distance_max=config.cross_cutoff,
+            cross_max_neighbors=config.cross_max_neighbors,
             distance_embed_dim=config.distance_embed_dim,
             time_embed_dim=0,
             latent_tokens=0,

@@ -46,7 +46,9 @@ class ScoreModelConfig:
     ns, nv
         Scalar and vector multiplicities of the node irreps (DiffDock-S: 24, 6).
     num_conv_layers
-        Tensor-product convolution layers (DiffDock-S: 5).
+        Ligand tensor-product convolution layers (DiffDock-S: 5).
+    receptor_layers
+        Layers of the pose-independent receptor encoder (3).
     sh_lmax
         Degree of the edge spherical harmonics; only 1 (the fast l ≤ 1 tensor product) is supported.
     ligand_radius
@@ -57,7 +59,10 @@ class ScoreModelConfig:
         Å; range of the receptor edge distance smearing (30 Å, not the 15 Å graph cutoff).
     cross_cutoff_sigmas, cross_cutoff_offset, cross_max_distance
         The ligand–residue cutoff of a complex is ``min(sigmas·σ_tr(t) + offset, max_distance)`` Å
-        (3σ_tr + 20, capped at 80); ``cross_max_distance`` is also the range of the cross distance smearing.
+        (3σ_tr + 20, capped at 80); ``cross_max_distance`` is also the range of the cross distance smearing
+        and of the distance smearing of the residue → centroid edges.
+    cross_max_neighbors
+        Each ligand atom receives messages from at most this many nearest residues within the cutoff (24).
     center_distance_max
         Å; range of the distance smearing of the translation/rotation head.
     distance_embed_dim
@@ -77,6 +82,7 @@ class ScoreModelConfig:
     ns: int = 24
     nv: int = 6
     num_conv_layers: int = 5
+    receptor_layers: int = 3
     sh_lmax: int = 1
     ligand_radius: float = 5.0
     receptor_radius: float = 15.0
@@ -85,6 +91,7 @@ class ScoreModelConfig:
     cross_cutoff_sigmas: float = 3.0
     cross_cutoff_offset: float = 20.0
     cross_max_distance: float = 80.0
+    cross_max_neighbors: int = 24
     center_distance_max: float = 30.0
     distance_embed_dim: int = 32
     time_embed_dim: int = 32
@@ -95,8 +102,9 @@ class ScoreModelConfig:
     schedule: NoiseSchedule = field(default_factory=NoiseSchedule)
 
     def __post_init__(self) -> None:
-        _require_positive(self, "ns", "nv", "num_conv_layers", "distance_embed_dim")
+        _require_positive(self, "ns", "nv", "num_conv_layers", "receptor_layers", "distance_embed_dim")
         _require_positive(self, "ligand_radius", "receptor_distance_max", "cross_max_distance")
+        _require_positive(self, "cross_max_neighbors")
         if self.sh_lmax != 1:
             raise ValueError(f"sh_lmax: only 1 is supported (fast l ≤ 1 tensor product), got {self.sh_lmax}")
         if self.time_embed_dim <= 0 or self.time_embed_dim % 2:
@@ -118,6 +126,8 @@ class EncoderConfig:
         As in :class:`ScoreModelConfig`.
     cross_cutoff
         Å; fixed ligand–residue cutoff, also the range of the cross distance smearing (30).
+    cross_max_neighbors
+        Residues linked to each ligand atom, the nearest within the cutoff (24).
     dropout
         Dropout probability in the trunk's MLPs.
     head_hidden_dim, head_dropout
@@ -133,6 +143,7 @@ class EncoderConfig:
     ligand_radius: float = 5.0
     receptor_distance_max: float = 30.0
     cross_cutoff: float = 30.0
+    cross_max_neighbors: int = 24
     distance_embed_dim: int = 32
     dropout: float = 0.1
     head_hidden_dim: int = 128
@@ -142,36 +153,56 @@ class EncoderConfig:
 
     def __post_init__(self) -> None:
         _require_positive(self, "ns", "nv", "num_conv_layers", "distance_embed_dim", "head_hidden_dim")
-        _require_positive(self, "ligand_radius", "receptor_distance_max", "cross_cutoff")
+        _require_positive(
+            self, "ligand_radius", "receptor_distance_max", "cross_cutoff", "cross_max_neighbors"
+        )
         _require_positive(self, "training_temperature", "oracle_temperature")
         _require_probability(self, "dropout", "head_dropout")
 
 
 @dataclass(frozen=True)
 class PriorConfig:
-    """The autoregressive prior over the tokens: score-model trunk plus logit heads (method.md §3.7).
+    """The autoregressive prior over the tokens: a time-free trunk with token channels (method.md §3.7).
 
     Attributes
     ----------
+    ns, nv, num_conv_layers
+        Trunk sizes (24, 4, 3, as the latent encoder).
+    ligand_radius, receptor_distance_max, distance_embed_dim
+        As in :class:`ScoreModelConfig`.
+    cross_cutoff
+        Å; fixed ligand–residue cutoff, also the range of the cross distance smearing. The prior's
+        ligand sits at the protein centre, so 80 Å (the score model's cap) lets it see the whole protein.
+    cross_max_neighbors
+        Residues linked to each ligand atom, the nearest within the cutoff (24).
+    dropout
+        Dropout probability in the trunk's MLPs.
     head_hidden_dim, head_dropout
         Width and dropout of the ligand and receptor logit MLPs (128, 0).
-    frozen_trunk_epochs
-        Epochs at the start of prior training during which the copied trunk is frozen (5).
     log_logit_multiplier
         Sampling multiplies the logits by ``exp(log_logit_multiplier)`` (−1.5: logits × 0.223, i.e. a
         softmax temperature of 4.48, §3.8).
     """
 
+    ns: int = 24
+    nv: int = 4
+    num_conv_layers: int = 3
+    ligand_radius: float = 5.0
+    receptor_distance_max: float = 30.0
+    cross_cutoff: float = 80.0
+    cross_max_neighbors: int = 24
+    distance_embed_dim: int = 32
+    dropout: float = 0.1
     head_hidden_dim: int = 128
     head_dropout: float = 0.0
-    frozen_trunk_epochs: int = 5
     log_logit_multiplier: float = -1.5
 
     def __post_init__(self) -> None:
-        _require_positive(self, "head_hidden_dim")
-        _require_probability(self, "head_dropout")
-        if self.frozen_trunk_epochs < 0:
-            raise ValueError(f"frozen_trunk_epochs must be ≥ 0, got {self.frozen_trunk_epochs}")
+        _require_positive(self, "ns", "nv", "num_conv_layers", "distance_embed_dim", "head_hidden_dim")
+        _require_positive(
+            self, "ligand_radius", "receptor_distance_max", "cross_cutoff", "cross_max_neighbors"
+        )
+        _require_probability(self, "dropout", "head_dropout")
 
     @property
     def logit_multiplier(self) -> float:
@@ -196,6 +227,8 @@ class ConfidenceConfig:
     cross_cutoff
         Å; fixed ligand–residue cutoff, also the range of the cross distance smearing: 20.3, the score
         model's ``3 σ_tr(0) + 20`` at ``t = 0``, where DiffDock evaluates its confidence model.
+    cross_max_neighbors
+        Residues linked to each ligand atom, the nearest within the cutoff (24).
     dropout
         Dropout probability in the trunk's MLPs.
     head_hidden_dim, head_dropout
@@ -217,6 +250,7 @@ class ConfidenceConfig:
     ligand_radius: float = 5.0
     receptor_distance_max: float = 30.0
     cross_cutoff: float = 20.3
+    cross_max_neighbors: int = 24
     distance_embed_dim: int = 32
     dropout: float = 0.1
     head_hidden_dim: int = 24
@@ -228,6 +262,7 @@ class ConfidenceConfig:
     def __post_init__(self) -> None:
         _require_positive(self, "ns", "nv", "num_conv_layers", "distance_embed_dim", "head_hidden_dim")
         _require_positive(self, "ligand_radius", "receptor_distance_max", "cross_cutoff", "sampling_steps")
+        _require_positive(self, "cross_max_neighbors")
         _require_probability(self, "dropout", "head_dropout")
         if not 0.0 < self.max_noise_time <= 1.0:
             raise ValueError(f"max_noise_time must lie in (0, 1], got {self.max_noise_time}")

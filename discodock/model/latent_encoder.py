@@ -1,6 +1,6 @@
 """The latent encoder: per-node token logits from the crystal pose (method.md §3.2).
 
-The encoder is an :class:`~discodock.model.score_model.InteractionTrunk` without time input and without
+The encoder is an :class:`~discodock.model.trunk.InteractionTrunk` without time input and without
 latent channels, run on the **crystal** ligand pose (``batch.crystal_pos``) with a fixed 30 Å
 ligand–residue cutoff (and a 0–30 Å cross distance smearing); every layer updates atoms and residues.
 Two MLP heads (ligand, receptor) map each node's scalar features ``[0e ‖ 0o]`` to ``K`` logits, one per
@@ -19,7 +19,7 @@ from discodock.data.batch import ComplexBatch
 from discodock.model.config import EncoderConfig
 from discodock.model.latents import TokenLogits
 from discodock.model.layers import logit_head
-from discodock.model.score_model import InteractionTrunk
+from discodock.model.trunk import InteractionTrunk
 
 
 class LatentEncoder(nn.Module):
@@ -45,6 +45,7 @@ class LatentEncoder(nn.Module):
             ligand_radius=config.ligand_radius,
             receptor_distance_max=config.receptor_distance_max,
             cross_distance_max=config.cross_cutoff,
+            cross_max_neighbors=config.cross_max_neighbors,
             distance_embed_dim=config.distance_embed_dim,
             time_embed_dim=0,
             latent_tokens=0,

@@ -1,24 +1,24 @@
 """The autoregressive prior over pointer tokens (method.md §3.7).
 
 ``p_ψ(z) = Π_k p_ψ(z_k | z_<k, complex)``: token ``k`` is a categorical over the nodes of the complex,
-conditioned on the tokens already decoded. The network reuses the trained denoiser's trunk
-(:class:`~discodock.model.score_model.ScoreTrunk`, deep-copied, then fine-tuned): it runs at ``t = 1``
-with the null flag set on every graph, and the decoded tokens ``z_<k`` fill their indicator channels
-(tokens ``≥ k`` are zero). A ligand MLP and a receptor MLP map each node's scalars to ``K`` logits;
-column ``k`` scores token ``k``.
+conditioned on the tokens already decoded. The network is an
+:class:`~discodock.model.trunk.InteractionTrunk` without time input whose ``K`` latent indicator
+channels hold the decoded tokens ``z_<k`` (tokens ``≥ k`` are zero), with the null flag set on every
+graph; every layer updates atoms and residues. A ligand MLP and a receptor MLP map each node's scalars
+to ``K`` logits; column ``k`` scores token ``k``.
 
-Difference from disco-diffdock: there the heads also emit ``K`` columns but the loss and the sampler
-always read column 0, so one head serves every position; here column ``k`` is the head of token ``k``
-(the output layer is per token, the hidden layers shared), as the design issue asks. The reference's
-head input slice (16 of 24 channels) is not reproduced: the heads see all trunk scalars.
+Differences from disco-diffdock: there the prior is a fine-tuned copy of the denoiser's trunk. Our
+denoiser never updates residues from the ligand (its receptor encoder is pose-independent,
+:mod:`discodock.model.score_model`), so a copy of it could not make residue logits depend on the
+ligand or on the decoded tokens; the prior therefore has a trunk of its own, shaped like the latent
+encoder's. There the heads also emit ``K`` columns but the loss and the sampler always read column 0;
+here column ``k`` is the head of token ``k`` (the output layer is per token, the hidden layers shared).
 
 The prior sees whatever is in ``batch.ligand_pos``; callers put there the RDKit conformer at the protein
 centre in a random orientation (method.md §3.7–3.8).
 """
 
 from __future__ import annotations
-
-import copy
 
 import torch
 from torch import Tensor, nn
@@ -34,36 +34,43 @@ from discodock.model.latents import (
     segment_softmax,
 )
 from discodock.model.layers import logit_head
-from discodock.model.score_model import ScoreModel
+from discodock.model.trunk import InteractionTrunk
 
 
 class AutoregressivePrior(nn.Module):
-    """Autoregressive token prior on a copy of a score model's trunk.
+    """Autoregressive token prior: an interaction trunk with token channels, and logit heads.
 
     Parameters
     ----------
-    score_model
-        A trained score model with ``latent_tokens ≥ 1``; its trunk is deep-copied (the score model
-        itself is left untouched).
     config
         Prior hyperparameters.
+    latent_tokens
+        ``K`` (the score model's ``latent_tokens``), at least 1.
     """
 
-    def __init__(self, score_model: ScoreModel, config: PriorConfig) -> None:
+    def __init__(self, config: PriorConfig, latent_tokens: int) -> None:
         super().__init__()
-        self.num_tokens = score_model.config.latent_tokens
-        if self.num_tokens < 1:
+        if latent_tokens < 1:
             raise ValueError("the autoregressive prior needs a score model with latent_tokens ≥ 1")
+        self.num_tokens = latent_tokens
         self.config = config
-        self.trunk = copy.deepcopy(score_model.trunk)
-        width = self.trunk.network.num_scalars
-        self.ligand_head = logit_head(width, config.head_hidden_dim, self.num_tokens, config.head_dropout)
-        self.residue_head = logit_head(width, config.head_hidden_dim, self.num_tokens, config.head_dropout)
-
-    def freeze_trunk(self, frozen: bool = True) -> None:
-        """Stop (or restart) gradient updates of the copied trunk; the heads always train."""
-        for parameter in self.trunk.parameters():
-            parameter.requires_grad_(not frozen)
+        self.trunk = InteractionTrunk(
+            ns=config.ns,
+            nv=config.nv,
+            num_layers=config.num_conv_layers,
+            ligand_radius=config.ligand_radius,
+            receptor_distance_max=config.receptor_distance_max,
+            cross_distance_max=config.cross_cutoff,
+            cross_max_neighbors=config.cross_max_neighbors,
+            distance_embed_dim=config.distance_embed_dim,
+            time_embed_dim=0,
+            latent_tokens=latent_tokens,
+            dropout=config.dropout,
+            update_residues_in_last_layer=True,
+        )
+        width = self.trunk.num_scalars
+        self.ligand_head = logit_head(width, config.head_hidden_dim, latent_tokens, config.head_dropout)
+        self.residue_head = logit_head(width, config.head_hidden_dim, latent_tokens, config.head_dropout)
 
     def log_probs(
         self, batch: ComplexBatch, context: LatentAssignment, position: int | Tensor
@@ -92,11 +99,16 @@ class AutoregressivePrior(nn.Module):
         decoded = mask_tokens(context, batch, tokens[None, :] < position[:, None])
         unconditional = torch.ones(num_graphs, dtype=torch.bool, device=batch.device)
         trunk_input = LatentAssignment(decoded.ligand, decoded.residue, unconditional)
-        t = torch.ones(num_graphs, dtype=batch.ligand_pos.dtype, device=batch.device)
-        ligand_scalars, residue_scalars = self.trunk.embed(batch, t, trunk_input)
+        pos = batch.ligand_pos
+        cutoff = torch.full((num_graphs,), self.config.cross_cutoff, dtype=pos.dtype, device=pos.device)
+        ligand_features, residue_features = self.trunk(batch, pos, cutoff, None, trunk_input)
         logits = TokenLogits(
-            ligand=self.ligand_head(ligand_scalars).gather(1, position[batch.atom_graph, None]),
-            residue=self.residue_head(residue_scalars).gather(1, position[batch.residue_graph, None]),
+            ligand=self.ligand_head(self.trunk.scalars(ligand_features)).gather(
+                1, position[batch.atom_graph, None]
+            ),
+            residue=self.residue_head(self.trunk.scalars(residue_features)).gather(
+                1, position[batch.residue_graph, None]
+            ),
         )
         return segment_log_softmax(logits, batch)
 

@@ -10,9 +10,8 @@
   an EMA of the score network (not the encoder) is kept.
   Validation docks held-out complexes with the EMA network and oracle tokens and reports % RMSD < 2 Å.
 * ``prior``: the autoregressive prior. The trained encoder (eval mode) computes its token logits for
-  every training and validation complex once; the prior's trunk is a copy of the trained (raw, non-EMA)
-  score network, frozen for the first ``frozen_trunk_epochs`` epochs, after which the optimiser and
-  scheduler are rebuilt; the loss is the teacher-forced cross-entropy against the encoder's soft targets.
+  every training and validation complex once; the loss is the teacher-forced cross-entropy of the prior
+  against the encoder's soft targets.
 * ``confidence``: the pose-ranking classifier, on matched poses noised afresh at every step (optionally
   mixed with poses docked by trained networks), labels RMSD < 2 Å, binary cross-entropy
   (:class:`ConfidenceStage`).
@@ -475,7 +474,7 @@ class ScoreStage:
                     )
                 batch = batch_of(cache, chunk, validation.samples, score_config, pockets)
                 pos = sample_poses(
-                    network,
+                    network.for_receptors(batch),
                     batch,
                     score_config.schedule,
                     num_steps=validation.inference_steps,
@@ -583,15 +582,13 @@ class PriorStage:
         score_config = self.model_config.score
         if score_config.latent_tokens < 1:
             raise ValueError("the prior stage needs a model with latent_tokens ≥ 1")
-        score_model, encoder = self._trained_score_stage(experiment)
-        self.prior = AutoregressivePrior(score_model, self.model_config.prior).to(group.device)
-        self.trunk_frozen = self.model_config.prior.frozen_trunk_epochs > 0
-        self.prior.freeze_trunk(self.trunk_frozen)
+        encoder = self._trained_encoder(experiment)
+        self.prior = AutoregressivePrior(self.model_config.prior, score_config.latent_tokens).to(group.device)
         self.train_logits = self._encoder_logits(encoder, train_cache)
         self.val_logits = None if val_cache is None else self._encoder_logits(encoder, val_cache)
 
-    def _trained_score_stage(self, experiment: ExperimentConfig) -> tuple[ScoreModel, LatentEncoder]:
-        """Raw score network and encoder from the score stage's weights file (same model config required)."""
+    def _trained_encoder(self, experiment: ExperimentConfig) -> LatentEncoder:
+        """The encoder from the score stage's weights file (same model config required), in eval mode."""
         path = self.settings.score_weights
         config, state_dicts = load_weights(path)
         trained_model = config.get("model", {})
@@ -599,11 +596,9 @@ class PriorStage:
         for section in ("score", "encoder"):
             if trained_model.get(section) != ours[section]:
                 raise InputError(path, f"model.{section} differs from this experiment's model.{section}")
-        score_model = ScoreModel(self.model_config.score)
-        score_model.load_state_dict(state_dicts["score_model"])
         encoder = LatentEncoder(self.model_config.encoder, self.model_config.score.latent_tokens)
         encoder.load_state_dict(state_dicts["encoder"])
-        return score_model, encoder.to(self.group.device).eval()
+        return encoder.to(self.group.device).eval()
 
     @torch.no_grad()
     def _encoder_logits(self, encoder: LatentEncoder, cache: ComplexCache) -> TokenLogits:
@@ -619,15 +614,10 @@ class PriorStage:
         return TokenLogits(torch.cat(ligand), torch.cat(residue))
 
     def trainable_parameters(self) -> list[nn.Parameter]:
-        return [p for p in self.prior.parameters() if p.requires_grad]
+        return list(self.prior.parameters())
 
     def set_epoch(self, epoch: float) -> bool:
-        frozen = epoch < self.model_config.prior.frozen_trunk_epochs
-        if frozen == self.trunk_frozen:
-            return False
-        self.trunk_frozen = frozen
-        self.prior.freeze_trunk(frozen)
-        return True
+        return False
 
     def loss(self, batch: ComplexBatch, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """Cross-entropy of the prior against the cached encoder distributions, on random orientations."""
@@ -673,12 +663,10 @@ class PriorStage:
         return {"prior": self.prior}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"networks": {"prior": self.prior.state_dict()}, "trunk_frozen": self.trunk_frozen}
+        return {"networks": {"prior": self.prior.state_dict()}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.prior.load_state_dict(state["networks"]["prior"])
-        self.trunk_frozen = bool(state["trunk_frozen"])
-        self.prior.freeze_trunk(self.trunk_frozen)
 
     def load_networks(self, state_dicts: dict[str, dict[str, torch.Tensor]], steps: int) -> None:
         self.prior.load_state_dict(state_dicts["prior"])
@@ -712,7 +700,7 @@ def trained_pose_sampler(path: str | Path, num_steps: int, device: torch.device)
     latent_source = None
     if model_config.score.latent_tokens:
         if "prior" in state_dicts:
-            prior = AutoregressivePrior(score_model, model_config.prior)
+            prior = AutoregressivePrior(model_config.prior, model_config.score.latent_tokens)
             prior.load_state_dict(state_dicts["prior"])
             latent_source = prior_latents(prior.to(device).eval())
         elif "encoder" in state_dicts:
@@ -725,7 +713,7 @@ def trained_pose_sampler(path: str | Path, num_steps: int, device: torch.device)
 
     def sample(batch: ComplexBatch, generator: torch.Generator) -> torch.Tensor:
         return sample_poses(
-            score_model,
+            score_model.for_receptors(batch),
             batch,
             model_config.score.schedule,
             num_steps=num_steps,
