@@ -14,6 +14,7 @@ Usage (from the repository root)::
 
     python benchmarks/screening.py --device cuda --ligands 500 --samples 10            # one GPU
     python benchmarks/screening.py --device cpu --ligands 5 --samples 4 --steps 5      # a handful on a CPU
+    python benchmarks/screening.py --smiles-file ligands.smi --device cuda             # a SMILES list
 """
 
 from __future__ import annotations
@@ -102,6 +103,22 @@ def screening_smiles(data_dir: str | Path, split_file: str | Path, count: int) -
     return [(name, smiles) for smiles, name in ligands.items()]
 
 
+def read_smiles_file(path: str | Path, count: int) -> list[tuple[str, str]]:
+    """The first ``count`` ligands of a SMILES list: one ``SMILES [name]`` per line (``.smi`` layout).
+
+    Blank lines and lines starting with ``#`` are skipped; a line without a name is named by its line number.
+    """
+    ligands: list[tuple[str, str]] = []
+    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
+        fields = line.split()
+        if not fields or fields[0].startswith("#"):
+            continue
+        ligands.append((fields[1] if len(fields) > 1 else f"line{number}", fields[0]))
+        if len(ligands) == count:
+            break
+    return ligands
+
+
 def measure_throughput(
     model: DockingModel,
     receptor: str | Path,
@@ -175,6 +192,11 @@ def main(argv: Sequence[str] | None = None) -> ScreeningThroughput:
     parser.add_argument(
         "--split", default=str(DEFAULT_SPLIT), help="IDs of the complexes whose ligands to use."
     )
+    parser.add_argument(
+        "--smiles-file",
+        help="Ligands as a SMILES list (SMILES [name] per line) instead of --data-dir/--split.",
+    )
+    parser.add_argument("--write-smiles", help="Also write the ligands used to this SMILES list, then dock.")
     parser.add_argument("--ligands", type=int, default=500, help="Number of distinct ligands.")
     parser.add_argument("--samples", type=int, default=10, help="Poses per ligand.")
     parser.add_argument("--steps", type=int, default=20, help="Reverse-diffusion steps.")
@@ -184,14 +206,21 @@ def main(argv: Sequence[str] | None = None) -> ScreeningThroughput:
     parser.add_argument("--batch-size", type=int, help="Graphs per device batch [default: automatic].")
     parser.add_argument("--autobox-ligand", help="Reference ligand file whose centroid is the pocket centre.")
     args = parser.parse_args(argv)
-    ligands = screening_smiles(args.data_dir, args.split, args.ligands)
+    if args.smiles_file is None:
+        ligands = screening_smiles(args.data_dir, args.split, args.ligands)
+        source = args.split
+    else:
+        ligands = read_smiles_file(args.smiles_file, args.ligands)
+        source = args.smiles_file
+    if args.write_smiles is not None:
+        Path(args.write_smiles).write_text("".join(f"{smiles} {name}\n" for name, smiles in ligands))
     model = DockingModel.load(args.checkpoint, device=args.device)
     options = SamplingOptions(
         samples=args.samples, steps=args.steps, seed=args.seed, graphs_per_batch=args.batch_size
     )
     center = None if args.autobox_ligand is None else ligand_centroid(args.autobox_ligand)
     result = measure_throughput(model, args.receptor, ligands, options, center)
-    print(f"receptor {args.receptor}: {len(ligands)} distinct ligands from {args.split}")
+    print(f"receptor {args.receptor}: {len(ligands)} distinct ligands from {source}")
     print(throughput_table(result))
     return result
 

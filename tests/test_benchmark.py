@@ -327,6 +327,18 @@ def test_screening_counts_docked_and_failed_ligands(tmp_path: Path, monkeypatch:
     table = screening.throughput_table(result)
     assert table.splitlines()[2].startswith("| 2 | 1 | 2 | 1 | cpu")
 
+    smiles_file = tmp_path / "ligands.smi"
+    smiles_file.write_text("# a screen\nCC(=O)Nc1ccc(O)cc1 paracetamol\n\nc1ccccc1O\nC1CC bad\n")
+    assert screening.read_smiles_file(smiles_file, 2) == [
+        ("paracetamol", "CC(=O)Nc1ccc(O)cc1"),
+        ("line4", "c1ccccc1O"),
+    ]
+    assert [name for name, _ in screening.read_smiles_file(smiles_file, 10)] == [
+        "paracetamol",
+        "line4",
+        "bad",
+    ]
+
 
 def test_posebusters_on_the_subset_only_reports_validity_on_that_set_alone(
     examples: BenchmarkSet, tmp_path: Path

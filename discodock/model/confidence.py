@@ -43,20 +43,7 @@ class ConfidenceModel(nn.Module):
     def __init__(self, config: ConfidenceConfig) -> None:
         super().__init__()
         self.config = config
-        self.trunk = InteractionTrunk(
-            ns=config.ns,
-            nv=config.nv,
-            num_layers=config.num_conv_layers,
-            ligand_radius=config.ligand_radius,
-            receptor_distance_max=config.receptor_distance_max,
-            cross_distance_max=config.cross_cutoff,
-            cross_max_neighbors=config.cross_max_neighbors,
-            distance_embed_dim=config.distance_embed_dim,
-            time_embed_dim=0,
-            latent_tokens=0,
-            dropout=config.dropout,
-            update_residues_in_last_layer=False,
-        )
+        self.trunk = InteractionTrunk.with_fixed_cutoff(config, 0, update_residues_in_last_layer=False)
         self.head = logit_head(self.trunk.num_scalars, config.head_hidden_dim, 1, config.head_dropout)
 
     def forward(self, batch: ComplexBatch) -> Tensor:

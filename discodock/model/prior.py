@@ -54,19 +54,8 @@ class AutoregressivePrior(nn.Module):
             raise ValueError("the autoregressive prior needs a score model with latent_tokens ≥ 1")
         self.num_tokens = latent_tokens
         self.config = config
-        self.trunk = InteractionTrunk(
-            ns=config.ns,
-            nv=config.nv,
-            num_layers=config.num_conv_layers,
-            ligand_radius=config.ligand_radius,
-            receptor_distance_max=config.receptor_distance_max,
-            cross_distance_max=config.cross_cutoff,
-            cross_max_neighbors=config.cross_max_neighbors,
-            distance_embed_dim=config.distance_embed_dim,
-            time_embed_dim=0,
-            latent_tokens=latent_tokens,
-            dropout=config.dropout,
-            update_residues_in_last_layer=True,
+        self.trunk = InteractionTrunk.with_fixed_cutoff(
+            config, latent_tokens, update_residues_in_last_layer=True
         )
         width = self.trunk.num_scalars
         self.ligand_head = logit_head(width, config.head_hidden_dim, latent_tokens, config.head_dropout)

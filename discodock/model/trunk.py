@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -80,6 +81,20 @@ class ResidueEmbedding(nn.Module):
         """``scalars [R, ns]``, ``vectors [R, nv·3]``."""
         vectors = torch.einsum("vf,rfc->rvc", self.frame_mixing, batch.residue_frame).flatten(1)
         return self.type_embedding(batch.residue_types), vectors
+
+
+class FixedCutoffTrunkConfig(Protocol):
+    """What :meth:`InteractionTrunk.with_fixed_cutoff` reads: the encoder, prior or confidence config."""
+
+    ns: int
+    nv: int
+    num_conv_layers: int
+    ligand_radius: float
+    receptor_distance_max: float
+    cross_cutoff: float
+    cross_max_neighbors: int
+    distance_embed_dim: int
+    dropout: float
 
 
 class InteractionTrunk(nn.Module):
@@ -184,6 +199,27 @@ class InteractionTrunk(nn.Module):
                 TensorProductConvolution(tensor_product, [ns] * num_edge_sets, ns, ns, dropout)
             )
         self.irreps_out = hidden_irreps(ns, nv, num_layers)
+
+    @classmethod
+    def with_fixed_cutoff(
+        cls, config: FixedCutoffTrunkConfig, latent_tokens: int, update_residues_in_last_layer: bool
+    ) -> InteractionTrunk:
+        """A time-free trunk sized by ``config`` (the encoder's, prior's or confidence model's), whose
+        cross distance smearing spans the fixed cutoff ``config.cross_cutoff``."""
+        return cls(
+            ns=config.ns,
+            nv=config.nv,
+            num_layers=config.num_conv_layers,
+            ligand_radius=config.ligand_radius,
+            receptor_distance_max=config.receptor_distance_max,
+            cross_distance_max=config.cross_cutoff,
+            cross_max_neighbors=config.cross_max_neighbors,
+            distance_embed_dim=config.distance_embed_dim,
+            time_embed_dim=0,
+            latent_tokens=latent_tokens,
+            dropout=config.dropout,
+            update_residues_in_last_layer=update_residues_in_last_layer,
+        )
 
     @property
     def num_scalars(self) -> int:
