@@ -3,8 +3,8 @@
 Three pieces:
 
 * :class:`ReceptorEncoder` — message passing over the C-alpha graph alone. It sees neither the ligand,
-  nor the diffusion time, nor the tokens, so a sampler computes it **once per receptor** and reuses it
-  for every sample and every step (:meth:`ScoreModel.for_receptors`);
+  nor the diffusion time, nor the tokens, so a sampler computes it **once per batch** (for each graph's
+  receptor copy) and reuses it at every step (:meth:`ScoreModel.for_receptors`);
 * :class:`ScoreTrunk` — ligand layers: each ligand atom receives messages from its ligand neighbours
   (bonds and a 5 Å radius graph) and from its ``cross_max_neighbors`` nearest residues within the
   time-dependent cutoff ``min(3σ_tr(t) + 20, 80)`` Å; residue features are the encoder's, fixed;
