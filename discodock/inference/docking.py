@@ -317,15 +317,8 @@ class DockingModel(ComplexPreparer):
 
     Parameters
     ----------
-    score_model
-        The denoiser (EMA weights).
-    prior
-        The autoregressive token prior, or ``None`` (unconditional sampling).
-    confidence
-        Scores final poses (e.g. a :class:`~discodock.model.confidence.ConfidenceModel`), or ``None`` (no
-        ranking).
-    device
-        Where to sample (default CUDA when available).
+    score_model, prior, confidence, device
+        As for :class:`DockingNetworks`.
     receptor_cache_size
         Receptors whose featurization is kept between calls.
 
