@@ -1,0 +1,161 @@
+"""Small CPU probes of the score network, quoted in ``benchmarks/results/training_log.md``.
+
+Three probes on the validation cache (``discodock prepare ... --split data/splits/val.txt``), each printing
+one line per report:
+
+* ``overfit``: the no-latent score model trained on the first few complexes (receptors cropped to 8 Å +
+  the ligand's radius around its centroid, batch = one pose per complex, every t); every 40 steps the
+  translation / rotation / torsion losses at t = 0.2, 0.5, 0.8 on fixed noise, in eval mode.
+  Does the network fit all three components of a handful of complexes?
+* ``rotation``: one complex, 16 poses per step, rotation noise only at one fixed t, rotation loss only;
+  the training loss every 20 steps. Can the heads learn a rotation at all?
+* ``cost``: seconds per call, on one thread, of the parts of sampling 8 copies of the first complex with a
+  checkpoint: the receptor encoding, one score step, the confidence model and the prior's token draw.
+
+Usage (from the repository root)::
+
+    python benchmarks/cpu_probes.py overfit --complexes 4 --steps 200
+    python benchmarks/cpu_probes.py rotation --steps 60 --t 0.5
+    python benchmarks/cpu_probes.py cost --checkpoint checkpoints/disco_small
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+
+import torch
+
+from discodock.data.cache import ComplexCache
+from discodock.diffusion.loss import LossWeights, score_matching_loss
+from discodock.diffusion.noising import noise_batch, sample_training_pockets
+from discodock.diffusion.sampler import prior_input_batch
+from discodock.inference.networks import DockingNetworks
+from discodock.model.config import load_config
+from discodock.model.score_model import ScoreModel
+from discodock.training.trainer import batch_of
+
+POCKET_MARGIN = 8.0
+"""Å added to the ligand's radius for the probes' receptor crops (small graphs, fast on a CPU)."""
+
+
+def probe_model(config_path: str) -> ScoreModel:
+    """A fresh no-latent score model without dropout (seed 0)."""
+    torch.manual_seed(0)
+    config = load_config(config_path).score
+    return ScoreModel(dataclasses.replace(config, latent_tokens=0, dropout=0.0))
+
+
+def cropped_batch(cache: ComplexCache, complexes: torch.Tensor, copies: int, model: ScoreModel):
+    """``copies`` poses of each complex, receptors cropped around the crystal ligand."""
+    graphs = complexes.repeat_interleave(copies)
+    pockets = sample_training_pockets(cache, graphs, 1.0, 0.0, POCKET_MARGIN)
+    return batch_of(cache, complexes, copies, model.config, pockets)
+
+
+def overfit(cache: ComplexCache, model: ScoreModel, steps: int, complexes: int) -> None:
+    index = torch.arange(complexes)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    generator = torch.Generator().manual_seed(0)
+
+    def report(step: int) -> None:
+        model.eval()
+        losses = []
+        with torch.no_grad():
+            for t in (0.2, 0.5, 0.8):
+                batch = cropped_batch(cache, index, 2, model)
+                times = torch.full((batch.num_graphs,), t)
+                noisy, noise = noise_batch(
+                    batch, model.config.schedule, torch.Generator().manual_seed(1), t=times
+                )
+                loss = score_matching_loss(model(noisy, noise.t), noise)
+                losses.append(
+                    f"t={t}: " + " / ".join(f"{loss[name].item():.3f}" for name in ("tr", "rot", "tor"))
+                )
+        model.train()
+        print(f"step {step}: tr / rot / tor  " + "   ".join(losses), flush=True)
+
+    report(0)
+    for step in range(1, steps + 1):
+        batch = cropped_batch(cache, index, 1, model)
+        noisy, noise = noise_batch(batch, model.config.schedule, generator)
+        loss = score_matching_loss(model(noisy, noise.t), noise)["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if step % 40 == 0:
+            report(step)
+
+
+def rotation(cache: ComplexCache, model: ScoreModel, steps: int, t: float) -> None:
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    generator = torch.Generator().manual_seed(0)
+    rotation_only = LossWeights(tr=0.0, rot=1.0, tor=0.0)
+    batch = cropped_batch(cache, torch.tensor([0]), 16, model)
+    times = torch.full((batch.num_graphs,), t)
+    for step in range(1, steps + 1):
+        noisy, noise = noise_batch(batch, model.config.schedule, generator, t=times)
+        loss = score_matching_loss(model(noisy, noise.t), noise, rotation_only)["rot"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if step % 20 == 0:
+            print(f"step {step}: rotation loss {loss.item():.3f}", flush=True)
+
+
+def cost(cache: ComplexCache, checkpoint: str) -> None:
+    torch.set_num_threads(1)
+    networks = DockingNetworks.load(checkpoint, device="cpu")
+    model = networks.score_model
+    batch = batch_of(cache, torch.tensor([0]), 8, model.config)
+    t = torch.full((batch.num_graphs,), 0.5)
+
+    def seconds(call: Callable[[], object], repeats: int = 3) -> float:
+        call()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            call()
+        return (time.perf_counter() - start) / repeats
+
+    residues, atoms = (int(n) for n in cache.counts[0, :2])
+    print(f"{cache.names[0]}: {residues} residues, {atoms} ligand atoms, 8 copies, 1 thread")
+    with torch.no_grad():
+        receptor = model.encode_receptor(batch)
+        parts: dict[str, Callable[[], object]] = {
+            "receptor encoding (once per run)": lambda: model.encode_receptor(batch),
+            "score step (receptor given)": lambda: model(batch, t, None, receptor=receptor),
+        }
+        if networks.confidence is not None:
+            parts["confidence model (once)"] = lambda: networks.confidence(batch)
+        if networks.prior is not None:
+            prior_batch = prior_input_batch(batch)
+            parts["prior token draw (once)"] = lambda: networks.prior.sample(prior_batch)
+        for name, call in parts.items():
+            print(f"{name}: {seconds(call):.2f} s", flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("probe", choices=("overfit", "rotation", "cost"))
+    parser.add_argument("--cache", default="cache/val.cache.pt", help="Validation cache.")
+    parser.add_argument("--config", default="configs/small.yaml", help="Model config (overfit, rotation).")
+    parser.add_argument("--checkpoint", default="checkpoints/disco_small", help="Checkpoint folder (cost).")
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--complexes", type=int, default=4, help="Complexes (overfit).")
+    parser.add_argument("--t", type=float, default=0.5, help="Diffusion time (rotation).")
+    args = parser.parse_args(argv)
+    cache = ComplexCache.load(args.cache)
+    if args.probe == "cost":
+        cost(cache, args.checkpoint)
+    elif args.probe == "overfit":
+        overfit(
+            cache.subset(list(range(args.complexes))), probe_model(args.config), args.steps, args.complexes
+        )
+    else:
+        rotation(cache, probe_model(args.config), args.steps, args.t)
+
+
+if __name__ == "__main__":
+    main()
