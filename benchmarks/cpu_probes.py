@@ -5,7 +5,8 @@ one line per report:
 
 * ``overfit``: the no-latent score model trained on the first few complexes (receptors cropped to 8 Å +
   the ligand's radius around its centroid, batch = one pose per complex, every t); every 40 steps the
-  translation / rotation / torsion losses at t = 0.2, 0.5, 0.8 on fixed noise, in eval mode.
+  translation / rotation / torsion / displacement losses at t = 0.2, 0.5, 0.8 on fixed noise, in eval mode,
+  and their means over the last 40 training steps (train mode, random t).
   Does the network fit all three components of a handful of complexes?
 * ``rotation``: one complex, 16 poses per step, rotation noise only at one fixed t, rotation loss only;
   the training loss every 20 steps. Can the heads learn a rotation at all?
@@ -29,7 +30,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from discodock.data.cache import ComplexCache
-from discodock.diffusion.loss import LossWeights, score_matching_loss
+from discodock.diffusion.loss import LOSS_TERMS, LossWeights, score_matching_loss
 from discodock.diffusion.noising import noise_batch, sample_training_pockets
 from discodock.diffusion.sampler import prior_input_batch
 from discodock.inference.networks import DockingNetworks
@@ -71,28 +72,31 @@ def overfit(cache: ComplexCache, model: ScoreModel, steps: int, complexes: int) 
                     batch, model.config.schedule, torch.Generator().manual_seed(1), t=times
                 )
                 loss = score_matching_loss(model(noisy, noise.t), noise)
-                losses.append(
-                    f"t={t}: " + " / ".join(f"{loss[name].item():.3f}" for name in ("tr", "rot", "tor"))
-                )
+                losses.append(f"t={t}: " + " / ".join(f"{loss[name].item():.3f}" for name in LOSS_TERMS[1:]))
         model.train()
-        print(f"step {step}: tr / rot / tor  " + "   ".join(losses), flush=True)
+        print(f"step {step}: {' / '.join(LOSS_TERMS[1:])}  " + "   ".join(losses), flush=True)
 
     report(0)
+    window = torch.zeros(len(LOSS_TERMS) - 1)
     for step in range(1, steps + 1):
         batch = cropped_batch(cache, index, 1, model)
         noisy, noise = noise_batch(batch, model.config.schedule, generator)
-        loss = score_matching_loss(model(noisy, noise.t), noise)["loss"]
+        losses = score_matching_loss(model(noisy, noise.t), noise)
         optimizer.zero_grad()
-        loss.backward()
+        losses["loss"].backward()
         optimizer.step()
+        window += torch.stack([losses[name].detach() for name in LOSS_TERMS[1:]])
         if step % 40 == 0:
+            means = " / ".join(f"{value:.3f}" for value in window / 40)
+            print(f"steps {step - 39}-{step}: mean training losses {means}")
+            window.zero_()
             report(step)
 
 
 def rotation(cache: ComplexCache, model: ScoreModel, steps: int, t: float) -> None:
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     generator = torch.Generator().manual_seed(0)
-    rotation_only = LossWeights(tr=0.0, rot=1.0, tor=0.0)
+    rotation_only = LossWeights(tr=0.0, rot=1.0, tor=0.0, disp=0.0)
     batch = cropped_batch(cache, torch.tensor([0]), 16, model)
     times = torch.full((batch.num_graphs,), t)
     for step in range(1, steps + 1):

@@ -10,7 +10,7 @@ import torch
 
 from discodock.data.batch import ComplexBatch, collate
 from discodock.data.cache import ComplexCache
-from discodock.diffusion.loss import LossWeights, score_matching_loss
+from discodock.diffusion.loss import LOSS_TERMS, LossWeights, score_matching_loss
 from discodock.diffusion.noising import NoiseSample, noise_batch
 from discodock.geometry.schedules import NoiseSchedule
 from discodock.model.score_model import ScoreOutput
@@ -31,21 +31,27 @@ def noised(cache: ComplexCache, copies: int, seed: int) -> tuple[ComplexBatch, N
 
 
 def exact(noise: NoiseSample) -> ScoreOutput:
-    return ScoreOutput(tr=noise.tr_score.clone(), rot=noise.rot_score.clone(), tor=noise.tor_score.clone())
+    return ScoreOutput(
+        tr=noise.tr_score.clone(),
+        rot=noise.rot_score.clone(),
+        tor=noise.tor_score.clone(),
+        displacement=noise.displacement.clone(),
+    )
 
 
 def test_loss_is_zero_for_exact_scores_and_positive_otherwise(cache: ComplexCache) -> None:
     _, noise = noised(cache, copies=2, seed=0)
     losses = score_matching_loss(exact(noise), noise)
-    assert set(losses) == {"loss", "tr", "rot", "tor"}
+    assert set(losses) == set(LOSS_TERMS)
     for value in losses.values():
         assert float(value) == 0.0
-    for component in ("tr", "rot", "tor"):
+    terms = {"tr": "tr", "rot": "rot", "tor": "tor", "disp": "displacement"}
+    for component, field in terms.items():
         prediction = exact(noise)
-        getattr(prediction, component)[0] += 0.1
+        getattr(prediction, field)[0] += 0.1
         perturbed = score_matching_loss(prediction, noise)
         assert float(perturbed[component]) > 0 and float(perturbed["loss"]) > 0
-        others = {"tr", "rot", "tor"} - {component}
+        others = set(terms) - {component}
         assert all(float(perturbed[name]) == 0.0 for name in others)
 
 
@@ -57,11 +63,38 @@ def test_each_term_is_normalised_by_its_noise_scale(cache: ComplexCache) -> None
         tr=torch.zeros_like(noise.tr_score),
         rot=torch.zeros_like(noise.rot_score),
         tor=torch.zeros_like(noise.tor_score),
+        displacement=torch.zeros_like(noise.displacement),
     )
     losses = score_matching_loss(zero, noise)
     assert abs(float(losses["tr"]) - 1.0) < 0.1
     assert abs(float(losses["rot"]) - math.pi / 3) < 0.15
     assert abs(float(losses["tor"]) - 1.0) < 0.1
+    # ρ is the typical, not the drawn, displacement: a zero prediction costs E|d|²/ρ² of order one.
+    squared = noise.displacement.square().sum(-1)
+    per_graph = torch.zeros(len(noise.t)).index_add_(0, noise.atom_graph, squared)
+    counts = torch.bincount(noise.atom_graph)
+    expected = (per_graph / counts / noise.displacement_sigma.square()).mean()
+    torch.testing.assert_close(losses["disp"], expected)
+    assert 0.2 < float(losses["disp"]) < 2.0
+
+
+def test_displacement_target_is_the_centred_way_back_to_the_clean_pose(cache: ComplexCache) -> None:
+    """Adding the target to the centred noisy pose gives the centred clean pose, atom by atom."""
+    batch, _ = noised(cache, copies=2, seed=5)
+    noisy, noise = noise_batch(batch, SCHEDULE, torch.Generator().manual_seed(5))
+
+    def centred(pos: torch.Tensor) -> torch.Tensor:
+        centroids = torch.stack([pos[batch.atom_graph == b].mean(0) for b in range(batch.num_graphs)])
+        return pos - centroids[batch.atom_graph]
+
+    torch.testing.assert_close(centred(noisy.ligand_pos) + noise.displacement, centred(batch.matched_pos))
+    assert float(noise.displacement.norm(dim=-1).max()) > 0.5
+
+
+def test_loss_needs_the_displacements(cache: ComplexCache) -> None:
+    _, noise = noised(cache, copies=1, seed=6)
+    with pytest.raises(ValueError, match="displacement"):
+        score_matching_loss(dataclasses.replace(exact(noise), displacement=None), noise)
 
 
 def test_torsion_term_is_pooled_over_all_bonds_of_the_batch(cache: ComplexCache) -> None:
@@ -77,11 +110,17 @@ def test_torsion_term_is_pooled_over_all_bonds_of_the_batch(cache: ComplexCache)
 
 def test_total_is_the_weighted_sum_of_the_components(cache: ComplexCache) -> None:
     _, noise = noised(cache, copies=2, seed=3)
-    prediction = ScoreOutput(tr=noise.tr_score * 0.5, rot=noise.rot_score * 2.0, tor=noise.tor_score - 1.0)
+    prediction = ScoreOutput(
+        tr=noise.tr_score * 0.5,
+        rot=noise.rot_score * 2.0,
+        tor=noise.tor_score - 1.0,
+        displacement=noise.displacement * 0.5,
+    )
     losses = score_matching_loss(prediction, noise)
-    torch.testing.assert_close(losses["loss"], 0.33 * (losses["tr"] + losses["rot"] + losses["tor"]))
-    weighted = score_matching_loss(prediction, noise, LossWeights(tr=1.0, rot=0.0, tor=2.0))
-    torch.testing.assert_close(weighted["loss"], losses["tr"] + 2.0 * losses["tor"])
+    terms = losses["tr"] + losses["rot"] + losses["tor"] + losses["disp"]
+    torch.testing.assert_close(losses["loss"], 0.33 * terms)
+    weighted = score_matching_loss(prediction, noise, LossWeights(tr=1.0, rot=0.0, tor=2.0, disp=3.0))
+    torch.testing.assert_close(weighted["loss"], losses["tr"] + 2.0 * losses["tor"] + 3.0 * losses["disp"])
 
 
 def test_batch_without_rotatable_bonds_has_zero_torsion_term(cache: ComplexCache) -> None:

@@ -1,6 +1,6 @@
 """The diffusion over ligand poses: forward noising with score targets, the loss, and the reverse sampler."""
 
-from discodock.diffusion.loss import LossWeights, score_matching_loss
+from discodock.diffusion.loss import LOSS_TERMS, LossWeights, score_matching_loss
 from discodock.diffusion.noising import NoiseSample, noise_batch, sample_training_pockets
 from discodock.diffusion.sampler import (
     DIFFDOCK_S_TEMPERATURES,
@@ -19,6 +19,7 @@ from discodock.diffusion.sampler import (
 __all__ = [
     "DIFFDOCK_S_TEMPERATURES",
     "DISCO_DIFFDOCK_S_TEMPERATURES",
+    "LOSS_TERMS",
     "ComponentTemperature",
     "LatentSource",
     "LossWeights",

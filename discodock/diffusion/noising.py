@@ -32,7 +32,7 @@ import torch
 
 from discodock.data.batch import ComplexBatch
 from discodock.data.cache import COUNT_COLUMNS, ComplexCache, ragged_rows
-from discodock.geometry.pose import apply_pose_updates, graph_mean
+from discodock.geometry.pose import apply_pose_updates, graph_mean, gyration_radius
 from discodock.geometry.schedules import NoiseSchedule, sample_times
 from discodock.geometry.so3 import igso3_sample, igso3_score, igso3_score_norm
 from discodock.geometry.torus import torus_sample, torus_score, torus_score_second_moment
@@ -62,6 +62,14 @@ class NoiseSample:
         ``float[B]`` ``N_rot(σ_rot)``, the rotation normaliser.
     tor_score_second_moment
         ``float[T]`` ``E[s²](σ_tor)`` of each bond's graph, the torsion normaliser.
+    atom_graph
+        ``int64[A]`` graph of each atom.
+    displacement_sigma
+        ``float[B]`` ``ρ``, the typical size of :attr:`displacement` (Å;
+        :meth:`~discodock.geometry.schedules.NoiseSchedule.displacement_sigma` of the noisy pose).
+    displacement
+        ``float[A, 3]`` centroid-relative displacement of every atom back to its clean position,
+        ``(x0_i − x̄0) − (x_i − x̄)``: the rotation and torsion part of the perturbation, atom by atom.
     """
 
     t: torch.Tensor
@@ -76,6 +84,9 @@ class NoiseSample:
     tor_score: torch.Tensor
     rot_score_norm: torch.Tensor
     tor_score_second_moment: torch.Tensor
+    atom_graph: torch.Tensor
+    displacement_sigma: torch.Tensor
+    displacement: torch.Tensor
 
 
 def noise_batch(
@@ -137,8 +148,19 @@ def noise_batch(
         tor_score=torus_score(delta_tor, bond_sigma),
         rot_score_norm=igso3_score_norm(rot_sigma),
         tor_score_second_moment=torus_score_second_moment(bond_sigma),
+        atom_graph=batch.atom_graph,
+        displacement_sigma=schedule.displacement_sigma(
+            t, gyration_radius(noisy_pos, batch.atom_graph, num_graphs)
+        ),
+        displacement=_centred(clean_pos, batch.atom_graph, num_graphs)
+        - _centred(noisy_pos, batch.atom_graph, num_graphs),
     )
     return batch.with_ligand_pos(noisy_pos), noise
+
+
+def _centred(pos: torch.Tensor, graph: torch.Tensor, num_graphs: int) -> torch.Tensor:
+    """``pos [A, 3]`` minus the centroid of each atom's graph."""
+    return pos - graph_mean(pos, graph, num_graphs)[graph]
 
 
 def sample_training_pockets(

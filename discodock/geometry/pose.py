@@ -228,6 +228,12 @@ def graph_mean(values: torch.Tensor, atom_graph: torch.Tensor, num_graphs: int) 
     return total / count.reshape(-1, *([1] * (values.ndim - 1)))
 
 
+def gyration_radius(pos: torch.Tensor, atom_graph: torch.Tensor, num_graphs: int) -> torch.Tensor:
+    """``float[B]``: ``sqrt(mean_i |x_i − c|²)`` of each graph's atoms ``pos [A, 3]`` (``c`` the centroid)."""
+    offsets = pos - graph_mean(pos, atom_graph, num_graphs)[atom_graph]
+    return graph_mean(offsets.square().sum(-1), atom_graph, num_graphs).sqrt()
+
+
 def kabsch(
     mobile: torch.Tensor, target: torch.Tensor, atom_graph: torch.Tensor, num_graphs: int
 ) -> tuple[torch.Tensor, torch.Tensor]:

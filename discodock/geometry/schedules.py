@@ -67,6 +67,11 @@ class NoiseSchedule:
     rot: GeometricSchedule = field(default_factory=lambda: GeometricSchedule(0.03, 1.55))
     tor: GeometricSchedule = field(default_factory=lambda: GeometricSchedule(0.03, 3.14))
 
+    def displacement_sigma(self, t: torch.Tensor, gyration_radius: torch.Tensor) -> torch.Tensor:
+        """``ρ = sqrt(σ_rot(t)² + σ_tor(t)²) · r_g``: typical size (Å) of an atom's rotation and torsion
+        displacement at time ``t`` for a ligand of radius of gyration ``r_g`` (same shape as ``t``)."""
+        return (self.rot.sigma(t).square() + self.tor.sigma(t).square()).sqrt() * gyration_radius
+
 
 def sample_times(
     n: int,

@@ -41,6 +41,7 @@ from torch import Tensor, nn
 from discodock.data.batch import ComplexBatch
 from discodock.data.graphs import radius, radius_graph
 from discodock.data.vocabulary import ATOM_FEATURE_CARDINALITIES
+from discodock.geometry.pose import gyration_radius
 from discodock.geometry.so3 import igso3_score_norm
 from discodock.geometry.torus import torus_score_second_moment
 from discodock.model.config import ScoreModelConfig
@@ -71,15 +72,19 @@ class ScoreOutput:
         ``float[B, 3]``: rotation score (axis-angle tangent vector), ``· N_rot(σ_rot)``.
     tor
         ``float[T]``: torsion score of each rotatable bond of ``batch.torsions``, ``· sqrt(E[s²](σ_tor))``.
+    displacement
+        ``float[A, 3]``: centred per-atom displacement estimate ``f̃`` (Å) behind the rotation and torsion
+        scores, for the loss; ``None`` where a score comes from elsewhere (e.g. an analytic test score).
     """
 
     tr: Tensor
     rot: Tensor
     tor: Tensor
+    displacement: Tensor | None = None
 
 
-FIT_REGULARIZATION = 1.0
-"""Å², added to the moments in the rigid and torsional fits of the atom displacements (ridge term)."""
+FIT_REGULARIZATION = 0.1
+"""Å², the ridge term ``λ`` of the rigid and torsional fits of the atom displacements."""
 
 ScoreFunction = Callable[[ComplexBatch, Tensor, "LatentAssignment | None"], ScoreOutput]
 """``(batch, t [B], latents) → ScoreOutput``, what the sampler calls."""
@@ -327,25 +332,32 @@ class ScoreModel(nn.Module):
     """Score network ``s_θ(x_t, t, z)`` of translation, rotation and torsions (method.md §2.6).
 
     **Atom displacements.** A per-atom linear map of the trunk features gives a vector
-    ``f_i = 1o + 1e`` (parities summed): where atom ``i`` would like to move. Their rigid and torsional
-    projections are added to the heads below, a geometric shortcut for the rotation and torsion scores
-    (a least-squares fit of a rotation or twist to the displacements; :func:`bond_torques`).
+    ``f_i = 1o + 1e`` (parities summed). Its graph mean ``f̄`` joins the translation head; the centred
+    ``f̃_i = ρ (f_i − f̄)``, with the typical displacement ``ρ`` of
+    :meth:`~discodock.geometry.schedules.NoiseSchedule.displacement_sigma` as preconditioner, is the
+    network's estimate, in Å, of how far atom ``i`` is from its clean position relative to the centroid
+    (trained directly by the displacement term of
+    :func:`~discodock.diffusion.loss.score_matching_loss`). Its least-squares rotation ``ω(f̃)``
+    (:func:`rigid_rotation`) and bond twists ``θ_k(f̃)`` (:func:`bond_twists`) are, for small noise,
+    ``E[−Δr]`` and ``E[−Δθ_k]``; the small-noise scores are ``−Δr / (2σ_rot²)`` (IGSO(3) of
+    :mod:`~discodock.geometry.so3` has variance ``2ε²`` per axis) and ``−Δθ_k / σ_tor²``, so they enter
+    the heads as ``ω/(2σ_rot²)`` and ``θ_k/σ_tor²``, a dense, per-atom route to the two scores that
+    graph-level targets train slowly.
 
     **Translation and rotation.** The ligand centroid ``c`` receives messages from every ligand atom
     (filter ``Y(x_i − c)``, edge features ``MLP([smear_{0–30}(|x_i − c|), time])``, neighbour scalars
     ``s_i``) and from every residue of the graph (filter ``Y(y_r − c)``, edge features
     ``MLP([smear_{0–80}(|y_r − c|), time, z_r])``, neighbour scalars the residue's encoding); an e3nn
     fully connected tensor product to ``2×1o + 2×1e``, mean-pooled and batch-normalised, gives
-    ``tr = 1o₁ + 1e₁ + mean_i f_i`` and ``rot = 1o₂ + 1e₂ + mean_i (r_i × f_i) / (mean_i |r_i|² + λ)``
-    (``r_i = x_i − c``). Each vector ``v`` is then rescaled to ``v/|v| · MLP([|v|, time])``, and
-    ``tr /= σ_tr``, ``rot *= N_rot(σ_rot)``.
+    ``u_tr = 1o₁ + 1e₁ + f̄`` and ``u_rot = 1o₂ + 1e₂``. Each vector ``u`` is rescaled to
+    ``u/|u| · MLP([|u|, time])``; ``tr = u_tr / σ_tr`` and ``rot = u_rot · N_rot(σ_rot) + ω(f̃) / (2σ_rot²)``.
 
     **Torsion.** For each rotatable bond ``(u, v)`` with midpoint ``m``, ligand atoms within 5 Å send
     messages with filter ``(Y_{≤1}(x_i − m) ⊗ Y_2(x_v − x_u))`` (the even l = 2 harmonic makes it blind to
     the bond's direction) and edge features ``[MLP(smear(|x_i − m|)), s_i, s_u + s_v]``; a fully connected
     tensor product to ``ns×0o + ns×0e``, mean-pooled and batch-normalised, passes through the odd,
-    bias-free ``Linear → tanh → Dropout → Linear``; the bond's twist fitted to the displacements
-    (:func:`bond_torques`) is added, and the sum is multiplied by ``sqrt(E[s²](σ_tor))``.
+    bias-free ``Linear → tanh → Dropout → Linear``; the result times ``sqrt(E[s²](σ_tor))``, plus
+    ``θ_k(f̃) / σ_tor²``, is the score.
 
     Parameters
     ----------
@@ -377,6 +389,7 @@ class ScoreModel(nn.Module):
             dropout=dropout,
         )
         self.atom_displacement = o3.Linear(irreps, "1x1o+1x1e")
+        nn.init.zeros_(self.atom_displacement.weight)  # start from the heads' scores alone
         self.translation_magnitude = _magnitude_mlp(time_dim, ns, dropout)
         self.rotation_magnitude = _magnitude_mlp(time_dim, ns, dropout)
 
@@ -446,15 +459,27 @@ class ScoreModel(nn.Module):
         receptor = self.encode_receptor(batch) if receptor is None else receptor
         ligand_features = self.trunk(batch, t, latents, receptor)
         time_embedding = self.trunk.time_embedding(t)
-        displacement = self.atom_displacement(ligand_features)
-        displacement = displacement[:, :3] + displacement[:, 3:]
-        tr, rot = self._rigid_scores(batch, ligand_features, receptor, time_embedding, latents, displacement)
+        raw_displacement = self.atom_displacement(ligand_features)
+        raw_displacement = raw_displacement[:, :3] + raw_displacement[:, 3:]
+        mean_displacement = scatter_mean(raw_displacement, batch.atom_graph, batch.num_graphs)
+        scale = self.config.schedule.displacement_sigma(
+            t, gyration_radius(batch.ligand_pos, batch.atom_graph, batch.num_graphs)
+        )
+        displacement = scale[batch.atom_graph, None] * (
+            raw_displacement - mean_displacement[batch.atom_graph]
+        )
+        tr, rot = self._rigid_scores(
+            batch, ligand_features, receptor, time_embedding, latents, mean_displacement
+        )
         schedule = self.config.schedule
+        rot_sigma, tor_sigma = schedule.rot.sigma(t), schedule.tor.sigma(t)[batch.torsions.graph]
         tr = tr / schedule.tr.sigma(t)[:, None]
-        rot = rot * igso3_score_norm(schedule.rot.sigma(t))[:, None]
-        tor = self._torsion_scores(batch, ligand_features) + bond_torques(batch, displacement)
-        tor = tor * torus_score_second_moment(schedule.tor.sigma(t)[batch.torsions.graph]).sqrt()
-        return ScoreOutput(tr=tr, rot=rot, tor=tor)
+        rot = rot * igso3_score_norm(rot_sigma)[:, None] + rigid_rotation(batch, displacement) / (
+            2 * rot_sigma[:, None] ** 2
+        )
+        tor = self._torsion_scores(batch, ligand_features) * torus_score_second_moment(tor_sigma).sqrt()
+        tor = tor + bond_twists(batch, displacement) / tor_sigma**2
+        return ScoreOutput(tr=tr, rot=rot, tor=tor, displacement=displacement)
 
     def _rigid_scores(
         self,
@@ -463,9 +488,9 @@ class ScoreModel(nn.Module):
         receptor: Tensor,
         time_embedding: Tensor,
         latents: LatentAssignment | None,
-        displacement: Tensor,
+        mean_displacement: Tensor,
     ) -> tuple[Tensor, Tensor]:
-        """Unscaled ``tr [B, 3]``, ``rot [B, 3]``: centroid convolution plus the displacements' rigid fit."""
+        """Unscaled ``u_tr [B, 3]`` (with the mean displacement ``f̄``), ``u_rot [B, 3]``: centroid head."""
         pos, graph, residue_graph = batch.ligand_pos, batch.atom_graph, batch.residue_graph
         centroid = scatter_mean(pos, graph, batch.num_graphs)
         atom_vectors = pos - centroid[graph]
@@ -490,11 +515,8 @@ class ScoreModel(nn.Module):
         ns = self.config.ns
         neighbours = torch.cat([ligand_features, receptor])
         pooled = self.center_convolution(neighbours, neighbours[:, :ns], None, edge_sets, batch.num_graphs)
-        offsets_squared = atom_vectors.square().sum(dim=1, keepdim=True)
-        torque = torch.linalg.cross(atom_vectors, displacement, dim=-1)
-        inertia = scatter_mean(offsets_squared, graph, batch.num_graphs) + FIT_REGULARIZATION
-        tr = pooled[:, 0:3] + pooled[:, 6:9] + scatter_mean(displacement, graph, batch.num_graphs)
-        rot = pooled[:, 3:6] + pooled[:, 9:12] + scatter_mean(torque, graph, batch.num_graphs) / inertia
+        tr = pooled[:, 0:3] + pooled[:, 6:9] + mean_displacement
+        rot = pooled[:, 3:6] + pooled[:, 9:12]
         return (
             _rescale_magnitude(tr, time_embedding, self.translation_magnitude),
             _rescale_magnitude(rot, time_embedding, self.rotation_magnitude),
@@ -535,27 +557,74 @@ def _rescale_magnitude(vectors: Tensor, time_embedding: Tensor, magnitude: nn.Mo
     return direction * magnitude(torch.cat([length, time_embedding], dim=1))
 
 
-def bond_torques(batch: ComplexBatch, displacement: Tensor) -> Tensor:
-    """``float[T]``: twist of each rotatable bond that best realises the atoms' displacements.
+def rigid_rotation(batch: ComplexBatch, displacement: Tensor) -> Tensor:
+    """``float[B, 3]``: small rotation (axis × angle) of each graph that best realises ``displacement``.
 
-    For bond ``(u, v)`` with unit axis ``k ∝ x_u − x_v`` and moving atoms ``M``, a twist ``θ`` moves atom
-    ``i`` by ``θ k × r_i`` (``r_i = x_i − x_v``); the ridge-regularised least-squares twist for
-    displacements ``f_i`` is ``Σ_M k · (r_i × f_i) / (Σ_M |k × r_i|² + λ)``, ``λ`` =
-    :data:`FIT_REGULARIZATION` (a moving side on the bond axis, e.g. a nitrile, would divide by zero).
+    A rotation ``ω`` about the centroid ``c`` moves atom ``i`` by ``ω × r_i`` (``r_i = x_i − c``); the
+    ridge-regularised least-squares ``ω`` for displacements ``f_i [A, 3]`` solves ``(I + λ 1) ω =
+    Σ_i r_i × f_i`` with the inertia tensor ``I = Σ_i (|r_i|² 1 − r_i r_iᵀ)`` and ``λ`` =
+    :data:`FIT_REGULARIZATION` (a linear molecule's inertia is singular).
     """
-    torsions, pos = batch.torsions, batch.ligand_pos
+    pos, graph, num_graphs = batch.ligand_pos, batch.atom_graph, batch.num_graphs
+    arm = pos - scatter_mean(pos, graph, num_graphs)[graph]
+    torque = pos.new_zeros((num_graphs, 3)).index_add_(
+        0, graph, torch.linalg.cross(arm, displacement, dim=-1)
+    )
+    return torch.linalg.solve(_regularized_inertia(arm, graph, num_graphs), torque)
+
+
+def bond_twists(batch: ComplexBatch, displacement: Tensor) -> Tensor:
+    """``float[T]``: twists of the rotatable bonds that best realise ``displacement``, jointly fitted.
+
+    A twist ``θ_k`` of bond ``(u, v)`` (unit axis ``a ∝ x_u − x_v``) moves each atom ``i`` of its moving
+    side by ``θ_k a × (x_i − x_v)``; the pose update then re-centres the ligand and aligns it back
+    (:func:`~discodock.geometry.pose.apply_pose_updates`), which to first order leaves the basis vector
+    ``b_k``: that motion minus its graph mean and minus its rigid rotation fit (:func:`rigid_rotation`).
+    The twists of one graph solve the ridge-regularised least squares ``(G + λ 1) θ = Bᵀ f`` with
+    ``G_kl = Σ_i b_{k,i} · b_{l,i}`` (all bonds of the graph at once, since their moving sides overlap)
+    and ``λ`` = :data:`FIT_REGULARIZATION`. Since every ``b_k`` is orthogonal to translations and
+    rotations, the rigid part of ``f`` does not leak into the twists. Computed on per-graph padded
+    ``[B, T_max, A_max, 3]`` tensors.
+    """
+    torsions, pos, graph, num_graphs = batch.torsions, batch.ligand_pos, batch.atom_graph, batch.num_graphs
     if torsions.num_torsions == 0:
         return pos.new_zeros(0)
+    counts = torch.bincount(graph, minlength=num_graphs)
+    local_atom = torch.arange(len(pos), device=pos.device) - (torch.cumsum(counts, 0) - counts)[graph]
+    max_atoms, max_bonds = int(counts.max()), int(torsions.rank.max()) + 1
+    present = (torch.arange(max_atoms, device=pos.device)[None, :] < counts[:, None]).to(pos.dtype)
+
+    def padded(values: Tensor) -> Tensor:
+        out = values.new_zeros((num_graphs, max_atoms, 3))
+        out[graph, local_atom] = values
+        return out
+
+    arm = pos - scatter_mean(pos, graph, num_graphs)[graph]
     u, v = torsions.edges[:, 0], torsions.edges[:, 1]
-    axis = F.normalize(pos[u] - pos[v], dim=-1)[torsions.moving_torsion]
-    offset = pos[torsions.moving_atom] - pos[v][torsions.moving_torsion]
-    arm = torch.linalg.cross(axis, offset, dim=-1)
-    torque = (arm * displacement[torsions.moving_atom]).sum(-1)
-    lever = arm.square().sum(-1)
-    zeros = pos.new_zeros(torsions.num_torsions)
-    total_torque = zeros.index_add(0, torsions.moving_torsion, torque)
-    total_lever = zeros.index_add(0, torsions.moving_torsion, lever)
-    return total_torque / (total_lever + FIT_REGULARIZATION)
+    axis = F.normalize(pos[u] - pos[v], dim=-1)
+    bond, atom = torsions.moving_torsion, torsions.moving_atom
+    basis = pos.new_zeros((num_graphs, max_bonds, max_atoms, 3))
+    basis[torsions.graph[bond], torsions.rank[bond], local_atom[atom]] = torch.linalg.cross(
+        axis[bond], pos[atom] - pos[v][bond], dim=-1
+    )
+    basis = basis - (basis.sum(2, keepdim=True) / counts[:, None, None, None]) * present[:, None, :, None]
+    arms = padded(arm)[:, None].expand_as(basis)
+    torque = torch.linalg.cross(arms, basis, dim=-1).sum(2)
+    inertia = _regularized_inertia(arm, graph, num_graphs)[:, None].expand(-1, max_bonds, -1, -1)
+    omega = torch.linalg.solve(inertia, torque)
+    basis = basis - torch.linalg.cross(omega[:, :, None].expand_as(basis), arms, dim=-1)
+    gram = torch.einsum("btac,bsac->bts", basis, basis)
+    gram = gram + FIT_REGULARIZATION * torch.eye(max_bonds, dtype=pos.dtype, device=pos.device)
+    twists = torch.linalg.solve(gram, torch.einsum("btac,bac->bt", basis, padded(displacement)))
+    return twists[torsions.graph, torsions.rank]
+
+
+def _regularized_inertia(arm: Tensor, graph: Tensor, num_graphs: int) -> Tensor:
+    """``float[B, 3, 3]``: ``Σ_i (|r_i|² 1 − r_i r_iᵀ) + λ 1`` of each graph, ``arm`` = ``r [A, 3]``."""
+    identity = torch.eye(3, dtype=arm.dtype, device=arm.device)
+    per_atom = arm.square().sum(-1)[:, None, None] * identity - arm[:, :, None] * arm[:, None, :]
+    inertia = arm.new_zeros((num_graphs, 3, 3)).index_add_(0, graph, per_atom)
+    return inertia + FIT_REGULARIZATION * identity
 
 
 def _token_pair(

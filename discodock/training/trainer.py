@@ -55,7 +55,7 @@ from torch import nn
 
 from discodock.data.batch import ComplexBatch, collate
 from discodock.data.cache import COUNT_COLUMNS, ComplexCache, ragged_rows
-from discodock.diffusion.loss import score_matching_loss
+from discodock.diffusion.loss import LOSS_TERMS, score_matching_loss
 from discodock.diffusion.noising import noise_batch, sample_training_pockets
 from discodock.diffusion.sampler import oracle_latents, prior_input_batch, prior_latents, sample_poses
 from discodock.errors import InputError
@@ -447,9 +447,10 @@ class ScoreStage:
         """Dock the validation complexes with the EMA network and oracle tokens; also their denoising loss.
 
         Returns ``rmsd_lt2`` (% of poses with RMSD < 2 Å), ``rmsd_median`` (Å) and ``val_loss``,
-        ``val_tr``, ``val_rot``, ``val_tor`` (means over complexes); with ``validation.pocket_jitter`` also
-        ``pocket_rmsd_lt2`` and ``pocket_rmsd_median``: docked again in pocket mode (receptor cropped
-        around, and translation prior centred on, a centre within that jitter of the ligand).
+        ``val_tr``, ``val_rot``, ``val_tor``, ``val_disp`` (means over complexes); with
+        ``validation.pocket_jitter`` also ``pocket_rmsd_lt2`` and ``pocket_rmsd_median``: docked again in
+        pocket mode (receptor cropped around, and translation prior centred on, a centre within that
+        jitter of the ligand).
         """
         cache, settings, validation = self.val_cache, self.settings, self.settings.validation
         if cache is None:
@@ -462,7 +463,7 @@ class ScoreStage:
         complexes_per_batch = max(1, validation.graphs_per_batch // validation.samples)
         modes = ["blind"] if validation.pocket_jitter is None else ["blind", "pocket"]
         rmsds: dict[str, list[torch.Tensor]] = {mode: [] for mode in modes}
-        loss_sums, num_complexes = torch.zeros(4, device=self.group.device), 0
+        loss_sums, num_complexes = torch.zeros(len(LOSS_TERMS), device=self.group.device), 0
         for chunk in self.val_indices.split(complexes_per_batch):
             for mode in modes:
                 pockets = None
@@ -496,16 +497,13 @@ class ScoreStage:
             )
             latents = None if latent_source is None else latent_source(single, generator)
             losses = score_matching_loss(network(noisy, noise.t, latents), noise, settings.loss_weights)
-            loss_sums += len(chunk) * torch.stack([losses[name] for name in ("loss", "tr", "rot", "tor")])
+            loss_sums += len(chunk) * torch.stack([losses[name] for name in LOSS_TERMS])
             num_complexes += len(chunk)
         if self.encoder is not None:
             self.encoder.train()
         totals = self.group.mean(torch.cat([loss_sums, loss_sums.new_tensor([num_complexes])]))
-        mean_losses = (totals[:4] / totals[4]).tolist()
-        metrics = {
-            f"val_{name}": value
-            for name, value in zip(("loss", "tr", "rot", "tor"), mean_losses, strict=True)
-        }
+        mean_losses = (totals[:-1] / totals[-1]).tolist()
+        metrics = {f"val_{name}": value for name, value in zip(LOSS_TERMS, mean_losses, strict=True)}
         for mode in modes:
             gathered = [r for part in self.group.gather(rmsds[mode]) for r in part]
             all_rmsds = torch.cat(gathered or [torch.zeros(0)])
