@@ -168,6 +168,7 @@ def test_pocket_centre_moves_the_translation_prior_and_poses_are_in_the_input_fr
         torch.nn.init.zeros_(last_layer.bias)
     torch.nn.init.zeros_(zero_score.torsion_output[-1].weight)
     torch.nn.init.zeros_(zero_score.atom_displacement.weight)
+    torch.nn.init.zeros_(zero_score.translation_vectors.weight)
     blind_model = DockingModel(zero_score, model.prior, device="cpu")
     pocket = ligand_centroid(LIGAND)
     protein_centre = read_protein(PROTEIN).ca.mean(axis=0)

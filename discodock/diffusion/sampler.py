@@ -21,6 +21,13 @@ component when ``T ≠ 1``), with ``σ_d = σ_min^{1−τ_d} σ_max^{τ_d}``:
 
 where ``T`` is ``temp_sampling`` (an *inverse* temperature: ``T > 1`` sharpens), ``ψ`` is ``temp_psi``
 and ``τ_d`` is ``temp_sigma_data``. ``z = 0`` on the last executed step when final-step noise is off.
+
+**Trust region.** Before a step, each score vector is shortened to at most :data:`SCORE_TRUST_LIMIT`
+times its normaliser (``1/σ_tr`` for a translation, ``N_rot(σ_rot)`` for a rotation, ``sqrt(E[s²](σ_tor))``
+for a torsion; the training targets of these normalised sizes are of order one), and a non-finite score
+counts as zero. An undertrained network that extrapolates wildly for one pose then moves that pose by a
+few σ instead of throwing it kilometres away, where the next step's features are meaningless (and the
+pose updates' SVDs fail on non-finite coordinates, failing the whole batch).
 """
 
 from __future__ import annotations
@@ -34,10 +41,15 @@ import torch
 from discodock.data.batch import ComplexBatch
 from discodock.geometry.pose import apply_pose_updates, randomize_poses
 from discodock.geometry.schedules import GeometricSchedule, NoiseSchedule
+from discodock.geometry.so3 import igso3_score_norm
+from discodock.geometry.torus import torus_score_second_moment
 from discodock.model.latent_encoder import LatentEncoder
 from discodock.model.latents import LatentAssignment, sample_tokens
 from discodock.model.prior import AutoregressivePrior
 from discodock.model.score_model import ScoreFunction
+
+SCORE_TRUST_LIMIT = 10.0
+"""Largest normalised score size a sampling step follows (module docstring, "Trust region")."""
 
 LatentSource = Callable[[ComplexBatch, "torch.Generator | None"], LatentAssignment]
 """Draws the tokens of every graph of a batch, given the batch and a generator on its device."""
@@ -178,9 +190,10 @@ def sample_poses(
         add_noise = final_step_noise or index < len(steps) - 1
         deltas = []
         scores_by_component = (scores.tr, scores.rot, scores.tor)
-        for component, temperature, score in zip(
-            component_schedules, component_temperatures, scores_by_component, strict=True
+        for component, temperature, score, normaliser in zip(
+            component_schedules, component_temperatures, scores_by_component, _SCORE_NORMALISERS, strict=True
         ):
+            score = _within_trust_region(score, normaliser(_float_at(component.sigma, t)))
             g = _float_at(component.diffusion_coefficient, t)
             drift_scale, noise_scale = temperature.step_scales(component, t)
             delta = g**2 * dt * drift_scale * score
@@ -237,6 +250,23 @@ def prior_input_batch(batch: ComplexBatch, generator: torch.Generator | None = N
         batch.conformer_pos, batch.atom_graph, batch.num_graphs, None, sigma_tr_max=0.0, generator=generator
     )
     return batch.with_ligand_pos(pos)
+
+
+_SCORE_NORMALISERS: tuple[Callable[[float], float], ...] = (
+    lambda sigma: 1.0 / sigma,
+    lambda sigma: float(igso3_score_norm(torch.tensor(sigma, dtype=torch.float64))),
+    lambda sigma: float(torus_score_second_moment(torch.tensor(sigma, dtype=torch.float64)).sqrt()),
+)
+"""Typical score size of translation, rotation and torsion at noise ``σ`` (the loss normalisers)."""
+
+
+def _within_trust_region(score: torch.Tensor, normaliser: float) -> torch.Tensor:
+    """``score`` (``[B, 3]`` vectors or ``[T]`` scalars) with non-finite entries zeroed and each vector's
+    length capped at :data:`SCORE_TRUST_LIMIT` ``· normaliser``."""
+    score = torch.nan_to_num(score, nan=0.0, posinf=0.0, neginf=0.0)
+    length = score.norm(dim=-1, keepdim=True) if score.ndim == 2 else score.abs()
+    limit = SCORE_TRUST_LIMIT * normaliser
+    return score * (limit / length.clamp(min=limit))
 
 
 def _float_at(function: Callable[[torch.Tensor], torch.Tensor], t: float) -> float:

@@ -331,9 +331,9 @@ class ScoreTrunk(nn.Module):
 class ScoreModel(nn.Module):
     """Score network ``s_θ(x_t, t, z)`` of translation, rotation and torsions (method.md §2.6).
 
-    **Atom displacements.** A per-atom linear map of the trunk features gives a vector
-    ``f_i = 1o + 1e`` (parities summed). Its graph mean ``f̄`` joins the translation head; the centred
-    ``f̃_i = ρ (f_i − f̄)``, with the typical displacement ``ρ`` of
+    **Atom vectors.** Two per-atom linear maps of the trunk features give vectors ``1o + 1e`` (parities
+    summed): ``v_i``, whose graph mean ``v̄`` joins the translation head, and ``f_i``, whose centred and
+    scaled form ``f̃_i = ρ (f_i − f̄)``, with the typical displacement ``ρ`` of
     :meth:`~discodock.geometry.schedules.NoiseSchedule.displacement_sigma` as preconditioner, is the
     network's estimate, in Å, of how far atom ``i`` is from its clean position relative to the centroid
     (trained directly by the displacement term of
@@ -349,7 +349,7 @@ class ScoreModel(nn.Module):
     ``s_i``) and from every residue of the graph (filter ``Y(y_r − c)``, edge features
     ``MLP([smear_{0–80}(|y_r − c|), time, z_r])``, neighbour scalars the residue's encoding); an e3nn
     fully connected tensor product to ``2×1o + 2×1e``, mean-pooled and batch-normalised, gives
-    ``u_tr = 1o₁ + 1e₁ + f̄`` and ``u_rot = 1o₂ + 1e₂``. Each vector ``u`` is rescaled to
+    ``u_tr = 1o₁ + 1e₁ + v̄`` and ``u_rot = 1o₂ + 1e₂``. Each vector ``u`` is rescaled to
     ``u/|u| · MLP([|u|, time])``; ``tr = u_tr / σ_tr`` and ``rot = u_rot · N_rot(σ_rot) + ω(f̃) / (2σ_rot²)``.
 
     **Torsion.** For each rotatable bond ``(u, v)`` with midpoint ``m``, ligand atoms within 5 Å send
@@ -388,6 +388,7 @@ class ScoreModel(nn.Module):
             neighbour_scalar_dim=ns,
             dropout=dropout,
         )
+        self.translation_vectors = o3.Linear(irreps, "1x1o+1x1e")
         self.atom_displacement = o3.Linear(irreps, "1x1o+1x1e")
         nn.init.zeros_(self.atom_displacement.weight)  # start from the heads' scores alone
         self.translation_magnitude = _magnitude_mlp(time_dim, ns, dropout)
@@ -459,18 +460,22 @@ class ScoreModel(nn.Module):
         receptor = self.encode_receptor(batch) if receptor is None else receptor
         ligand_features = self.trunk(batch, t, latents, receptor)
         time_embedding = self.trunk.time_embedding(t)
-        raw_displacement = self.atom_displacement(ligand_features)
-        raw_displacement = raw_displacement[:, :3] + raw_displacement[:, 3:]
-        mean_displacement = scatter_mean(raw_displacement, batch.atom_graph, batch.num_graphs)
-        scale = self.config.schedule.displacement_sigma(
-            t, gyration_radius(batch.ligand_pos, batch.atom_graph, batch.num_graphs)
-        )
-        displacement = scale[batch.atom_graph, None] * (
-            raw_displacement - mean_displacement[batch.atom_graph]
-        )
+        graph, num_graphs = batch.atom_graph, batch.num_graphs
+        vectors = _sum_parities(self.translation_vectors(ligand_features))
         tr, rot = self._rigid_scores(
-            batch, ligand_features, receptor, time_embedding, latents, mean_displacement
+            batch,
+            ligand_features,
+            receptor,
+            time_embedding,
+            latents,
+            scatter_mean(vectors, graph, num_graphs),
         )
+        raw_displacement = _sum_parities(self.atom_displacement(ligand_features))
+        raw_displacement = raw_displacement - scatter_mean(raw_displacement, graph, num_graphs)[graph]
+        scale = self.config.schedule.displacement_sigma(
+            t, gyration_radius(batch.ligand_pos, graph, num_graphs)
+        )
+        displacement = scale[graph, None] * raw_displacement
         schedule = self.config.schedule
         rot_sigma, tor_sigma = schedule.rot.sigma(t), schedule.tor.sigma(t)[batch.torsions.graph]
         tr = tr / schedule.tr.sigma(t)[:, None]
@@ -488,9 +493,9 @@ class ScoreModel(nn.Module):
         receptor: Tensor,
         time_embedding: Tensor,
         latents: LatentAssignment | None,
-        mean_displacement: Tensor,
+        mean_vector: Tensor,
     ) -> tuple[Tensor, Tensor]:
-        """Unscaled ``u_tr [B, 3]`` (with the mean displacement ``f̄``), ``u_rot [B, 3]``: centroid head."""
+        """Unscaled ``u_tr [B, 3]`` (with the mean atom vector ``v̄``), ``u_rot [B, 3]``: centroid head."""
         pos, graph, residue_graph = batch.ligand_pos, batch.atom_graph, batch.residue_graph
         centroid = scatter_mean(pos, graph, batch.num_graphs)
         atom_vectors = pos - centroid[graph]
@@ -515,7 +520,7 @@ class ScoreModel(nn.Module):
         ns = self.config.ns
         neighbours = torch.cat([ligand_features, receptor])
         pooled = self.center_convolution(neighbours, neighbours[:, :ns], None, edge_sets, batch.num_graphs)
-        tr = pooled[:, 0:3] + pooled[:, 6:9] + mean_displacement
+        tr = pooled[:, 0:3] + pooled[:, 6:9] + mean_vector
         rot = pooled[:, 3:6] + pooled[:, 9:12]
         return (
             _rescale_magnitude(tr, time_embedding, self.translation_magnitude),
@@ -541,6 +546,11 @@ class ScoreModel(nn.Module):
             ligand_features, ligand_features[:, :ns], bond_scalars, [edges], torsions.num_torsions
         )
         return self.torsion_output(pooled)[:, 0]
+
+
+def _sum_parities(vectors: Tensor) -> Tensor:
+    """``float[N, 3]``: the ``1o`` and ``1e`` parts of ``1x1o+1x1e`` features ``[N, 6]``, summed."""
+    return vectors[:, :3] + vectors[:, 3:]
 
 
 def _magnitude_mlp(time_dim: int, hidden_dim: int, dropout: float) -> nn.Sequential:
@@ -570,7 +580,7 @@ def rigid_rotation(batch: ComplexBatch, displacement: Tensor) -> Tensor:
     torque = pos.new_zeros((num_graphs, 3)).index_add_(
         0, graph, torch.linalg.cross(arm, displacement, dim=-1)
     )
-    return torch.linalg.solve(_regularized_inertia(arm, graph, num_graphs), torque)
+    return _solve(_regularized_inertia(arm, graph, num_graphs), torque)
 
 
 def bond_twists(batch: ComplexBatch, displacement: Tensor) -> Tensor:
@@ -611,12 +621,21 @@ def bond_twists(batch: ComplexBatch, displacement: Tensor) -> Tensor:
     arms = padded(arm)[:, None].expand_as(basis)
     torque = torch.linalg.cross(arms, basis, dim=-1).sum(2)
     inertia = _regularized_inertia(arm, graph, num_graphs)[:, None].expand(-1, max_bonds, -1, -1)
-    omega = torch.linalg.solve(inertia, torque)
+    omega = _solve(inertia, torque)
     basis = basis - torch.linalg.cross(omega[:, :, None].expand_as(basis), arms, dim=-1)
     gram = torch.einsum("btac,bsac->bts", basis, basis)
     gram = gram + FIT_REGULARIZATION * torch.eye(max_bonds, dtype=pos.dtype, device=pos.device)
-    twists = torch.linalg.solve(gram, torch.einsum("btac,bac->bt", basis, padded(displacement)))
+    twists = _solve(gram, torch.einsum("btac,bac->bt", basis, padded(displacement)))
     return twists[torsions.graph, torsions.rank]
+
+
+def _solve(matrices: Tensor, rhs: Tensor) -> Tensor:
+    """``A⁻¹ b`` for batches of ridge-regularised (so positive definite) ``A [..., n, n]``, ``b [..., n]``.
+
+    Never raises: a pose that has left every sensible range (non-finite coordinates after a diverged
+    sampling step) gives non-finite fits for its own graph only, instead of failing the whole batch.
+    """
+    return torch.linalg.solve_ex(matrices, rhs, check_errors=False)[0]
 
 
 def _regularized_inertia(arm: Tensor, graph: Tensor, num_graphs: int) -> Tensor:
