@@ -20,6 +20,7 @@ from discodock.inference.networks import (
     SampledPoses,
     SamplingOptions,
 )
+from discodock.training.trainer import batch_of
 
 from .test_docking import make_test_checkpoint, one_thread  # noqa: F401
 
@@ -67,6 +68,19 @@ def test_sample_gives_every_graph_its_complex_atoms_and_repeats_with_the_seed(
         assert torch.equal(getattr(joined, name), getattr(sampled, name)), name
     empty = SampledPoses.concatenate([], 3, networks.num_tokens)
     assert empty.poses.shape == (0, 3) and empty.token_nodes.shape == (0, networks.num_tokens)
+
+
+def test_receptors_are_encoded_once_per_complex_and_copied_to_its_graphs(
+    networks: DockingNetworks, cache: ComplexCache
+) -> None:
+    """The per-complex encoding, copied, equals encoding every copy (a batch straddling complexes)."""
+    index = torch.tensor([0, 0, 0, 1, 1])
+    batch = batch_of(cache, index, 1, networks.score_model.config)
+    with torch.no_grad():
+        copied = networks.receptor_encoding(cache, index)
+        every_copy = networks.score_model.encode_receptor(batch)
+    assert copied.shape == every_copy.shape
+    torch.testing.assert_close(copied, every_copy)
 
 
 def test_out_of_memory_halves_the_batch_and_retries(

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from discodock.data.batch import ComplexBatch
-from discodock.data.cache import COUNT_COLUMNS, ComplexCache
+from discodock.data.cache import COUNT_COLUMNS, ComplexCache, ragged_rows
 from discodock.diffusion.sampler import (
     DIFFDOCK_S_TEMPERATURES,
     DISCO_DIFFDOCK_S_TEMPERATURES,
@@ -383,7 +383,7 @@ class DockingNetworks:
         batch = batch_of(cache, index, 1, self.score_model.config)
         drawn: list[LatentAssignment] = []
         poses = sample_poses(
-            self.score_model.for_receptors(batch),
+            self.score_model.for_receptors(batch, self.receptor_encoding(cache, index)),
             batch,
             self.score_model.config.schedule,
             num_steps=options.steps,
@@ -401,6 +401,19 @@ class DockingNetworks:
         else:
             token_nodes = torch.full((batch.num_graphs, self.num_tokens), -1, dtype=torch.long)
         return _SampledBatch(poses.cpu(), confidences.cpu(), token_nodes.cpu())
+
+    def receptor_encoding(self, cache: ComplexCache, index: torch.Tensor) -> torch.Tensor:
+        """Receptor encoding of the graphs ``index`` (rows of ``cache``, copies of a complex adjacent).
+
+        Each complex's receptor is encoded once and its rows are copied to every graph of that complex,
+        instead of encoding ``samples`` identical copies: ``float[R, D]`` in the order of
+        ``batch_of(cache, index, 1, ...)``'s residues.
+        """
+        complexes, copy_of = torch.unique_consecutive(index, return_inverse=True)
+        single = batch_of(cache, complexes, 1, self.score_model.config)
+        counts = torch.bincount(single.residue_graph, minlength=len(complexes))
+        rows, _, _ = ragged_rows(torch.cumsum(counts, 0) - counts, counts, copy_of)
+        return self.score_model.encode_receptor(single)[rows]
 
     def _latent_source(self, options: SamplingOptions, drawn: list[LatentAssignment]) -> LatentSource | None:
         """The prior's token sampler, recording what it draws in ``drawn``; ``None`` for null tokens."""

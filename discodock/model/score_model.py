@@ -417,13 +417,14 @@ class ScoreModel(nn.Module):
         """The pose-independent receptor encoding of ``batch`` (``float[R, D]``), for :meth:`forward`."""
         return self.trunk.encode_receptor(batch)
 
-    def for_receptors(self, batch: ComplexBatch) -> ScoreFunction:
+    def for_receptors(self, batch: ComplexBatch, receptor: Tensor | None = None) -> ScoreFunction:
         """The score function of ``batch``'s complexes with their receptors encoded once.
 
         Every call must pass a batch with the same receptors (e.g. ``batch.with_ligand_pos(...)``, as the
-        sampler does); the encoding is computed here, not per call.
+        sampler does). The encoding is ``receptor`` if given (``float[R, D]``, e.g. computed once per
+        complex and copied to its graphs), else computed here, not per call.
         """
-        receptor = self.encode_receptor(batch)
+        receptor = self.encode_receptor(batch) if receptor is None else receptor
 
         def score(posed: ComplexBatch, t: Tensor, latents: LatentAssignment | None) -> ScoreOutput:
             return self(posed, t, latents, receptor=receptor)
