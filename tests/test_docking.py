@@ -314,7 +314,8 @@ def test_a_pocket_crops_the_receptor_graph_and_its_tokens_point_at_protein_resid
         )
         expected_count = (distances <= expected_radius).sum()
         assert 0 < expected_count < protein.num_residues
-        assert residues_per_graph == [expected_count] * 6
+        # the 6 sampled graphs, then the one-graph batch whose receptor is encoded once for all 6
+        assert residues_per_graph == [expected_count] * (6 + 1)
     residue_tokens = [token for pose in result.poses for token in pose.tokens if token.kind == "residue"]
     assert residue_tokens
     for token in residue_tokens:  # a protein residue of the pocket, not a row of the cropped arrays
