@@ -1,6 +1,6 @@
 """Small CPU probes of the score network, quoted in ``benchmarks/results/training_log.md``.
 
-Three probes on the validation cache (``discodock prepare ... --split data/splits/val.txt``), each printing
+Five probes on the validation cache (``discodock prepare ... --split data/splits/val.txt``), each printing
 one line per report:
 
 * ``overfit``: the no-latent score model trained on the first few complexes (receptors cropped to 8 Å +
@@ -10,6 +10,12 @@ one line per report:
   Does the network fit all three components of a handful of complexes?
 * ``rotation``: one complex, 16 poses per step, rotation noise only at one fixed t, rotation loss only;
   the training loss every 20 steps. Can the heads learn a rotation at all?
+* ``fits``: the displacement fits of the score model fed the *true* displacements of noised poses (8
+  complexes × 8 draws per t): the rotation and torsion losses of ``ω/(2σ_rot²)`` and ``θ/σ_tor²``
+  alone, with no network. How exact are the small-noise score formulas at each t?
+* ``sampling``: dock every validation complex twice (20 steps, unconditional tokens) with a checkpoint;
+  per chunk of 16 complexes, whether all poses are finite and the largest coordinate (Å). Does sampling
+  diverge?
 * ``cost``: seconds per call, on one thread, of the parts of sampling 8 copies of the first complex with a
   checkpoint: the receptor encoding, one score step, the confidence model and the prior's token draw.
 
@@ -18,6 +24,8 @@ Usage (from the repository root)::
     python benchmarks/cpu_probes.py overfit --complexes 4 --steps 200
     python benchmarks/cpu_probes.py rotation --steps 60 --t 0.5
     python benchmarks/cpu_probes.py cost --checkpoint checkpoints/disco_small
+    python benchmarks/cpu_probes.py fits
+    python benchmarks/cpu_probes.py sampling --checkpoint checkpoints/nolatent_small
 """
 
 from __future__ import annotations
@@ -32,10 +40,10 @@ import torch
 from discodock.data.cache import ComplexCache
 from discodock.diffusion.loss import LOSS_TERMS, LossWeights, score_matching_loss
 from discodock.diffusion.noising import noise_batch, sample_training_pockets
-from discodock.diffusion.sampler import prior_input_batch
+from discodock.diffusion.sampler import prior_input_batch, sample_poses
 from discodock.inference.networks import DockingNetworks
 from discodock.model.config import load_config
-from discodock.model.score_model import ScoreModel
+from discodock.model.score_model import ScoreModel, ScoreOutput, bond_twists, rigid_rotation
 from discodock.training.trainer import batch_of
 
 POCKET_MARGIN = 8.0
@@ -109,6 +117,36 @@ def rotation(cache: ComplexCache, model: ScoreModel, steps: int, t: float) -> No
             print(f"step {step}: rotation loss {loss.item():.3f}", flush=True)
 
 
+def fits(cache: ComplexCache, model: ScoreModel) -> None:
+    schedule = model.config.schedule
+    for t in (0.0, 0.2, 0.4, 0.6, 0.8):
+        batch = cropped_batch(cache, torch.arange(8), 8, model)
+        times = torch.full((batch.num_graphs,), t)
+        noisy, noise = noise_batch(batch, schedule, torch.Generator().manual_seed(0), t=times)
+        rot_sigma, tor_sigma = schedule.rot.sigma(times), schedule.tor.sigma(times)[noisy.torsions.graph]
+        prediction = ScoreOutput(
+            tr=noise.tr_score,
+            rot=rigid_rotation(noisy, noise.displacement) / (2 * rot_sigma[:, None] ** 2),
+            tor=bond_twists(noisy, noise.displacement) / tor_sigma**2,
+            displacement=noise.displacement,
+        )
+        loss = score_matching_loss(prediction, noise)
+        print(f"t={t}: rotation loss {loss['rot'].item():.3f}, torsion loss {loss['tor'].item():.3f}")
+
+
+def sampling(cache: ComplexCache, checkpoint: str) -> None:
+    model = DockingNetworks.load(checkpoint, device="cpu").score_model
+    generator = torch.Generator().manual_seed(0)
+    for chunk in torch.arange(len(cache)).split(16):
+        batch = batch_of(cache, chunk, 2, model.config)
+        pos = sample_poses(model.for_receptors(batch), batch, model.config.schedule, generator=generator)
+        print(
+            f"complexes {int(chunk[0])}-{int(chunk[-1])}: finite {bool(torch.isfinite(pos).all())}, "
+            f"largest coordinate {pos.abs().max().item():.1f} Å",
+            flush=True,
+        )
+
+
 def cost(cache: ComplexCache, checkpoint: str) -> None:
     torch.set_num_threads(1)
     networks = DockingNetworks.load(checkpoint, device="cpu")
@@ -142,10 +180,12 @@ def cost(cache: ComplexCache, checkpoint: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("probe", choices=("overfit", "rotation", "cost"))
+    parser.add_argument("probe", choices=("overfit", "rotation", "fits", "sampling", "cost"))
     parser.add_argument("--cache", default="cache/val.cache.pt", help="Validation cache.")
     parser.add_argument("--config", default="configs/small.yaml", help="Model config (overfit, rotation).")
-    parser.add_argument("--checkpoint", default="checkpoints/disco_small", help="Checkpoint folder (cost).")
+    parser.add_argument(
+        "--checkpoint", default="checkpoints/disco_small", help="Checkpoint folder (cost, sampling)."
+    )
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--complexes", type=int, default=4, help="Complexes (overfit).")
     parser.add_argument("--t", type=float, default=0.5, help="Diffusion time (rotation).")
@@ -153,6 +193,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     cache = ComplexCache.load(args.cache)
     if args.probe == "cost":
         cost(cache, args.checkpoint)
+    elif args.probe == "sampling":
+        sampling(cache, args.checkpoint)
+    elif args.probe == "fits":
+        fits(cache, probe_model(args.config))
     elif args.probe == "overfit":
         overfit(
             cache.subset(list(range(args.complexes))), probe_model(args.config), args.steps, args.complexes

@@ -32,7 +32,7 @@ import torch
 
 from discodock.data.batch import ComplexBatch
 from discodock.data.cache import COUNT_COLUMNS, ComplexCache, ragged_rows
-from discodock.geometry.pose import apply_pose_updates, graph_mean, gyration_radius
+from discodock.geometry.pose import apply_pose_updates, centred, graph_mean, gyration_radius
 from discodock.geometry.schedules import NoiseSchedule, sample_times
 from discodock.geometry.so3 import igso3_sample, igso3_score, igso3_score_norm
 from discodock.geometry.torus import torus_sample, torus_score, torus_score_second_moment
@@ -152,15 +152,9 @@ def noise_batch(
         displacement_sigma=schedule.displacement_sigma(
             t, gyration_radius(noisy_pos, batch.atom_graph, num_graphs)
         ),
-        displacement=_centred(clean_pos, batch.atom_graph, num_graphs)
-        - _centred(noisy_pos, batch.atom_graph, num_graphs),
+        displacement=centred(clean_pos - noisy_pos, batch.atom_graph, num_graphs),
     )
     return batch.with_ligand_pos(noisy_pos), noise
-
-
-def _centred(pos: torch.Tensor, graph: torch.Tensor, num_graphs: int) -> torch.Tensor:
-    """``pos [A, 3]`` minus the centroid of each atom's graph."""
-    return pos - graph_mean(pos, graph, num_graphs)[graph]
 
 
 def sample_training_pockets(
@@ -206,7 +200,7 @@ def sample_training_pockets(
     crystal = cache.fields["crystal_pos"][rows]
     conformer = cache.fields["conformer_pos"][rows]
     centroid = graph_mean(crystal, graph, num_graphs)
-    spread = (conformer - graph_mean(conformer, graph, num_graphs)[graph]).norm(dim=1)
+    spread = centred(conformer, graph, num_graphs).norm(dim=1)
     conformer_radius = spread.new_zeros(num_graphs).scatter_reduce_(0, graph, spread, "amax")
     offset = torch.randn(centroid.shape, generator=generator, device=centroid.device, dtype=centroid.dtype)
     in_pocket = torch.rand(num_graphs, generator=generator, device=centroid.device) < fraction

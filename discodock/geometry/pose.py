@@ -228,9 +228,14 @@ def graph_mean(values: torch.Tensor, atom_graph: torch.Tensor, num_graphs: int) 
     return total / count.reshape(-1, *([1] * (values.ndim - 1)))
 
 
+def centred(values: torch.Tensor, atom_graph: torch.Tensor, num_graphs: int) -> torch.Tensor:
+    """``values [A, ...]`` minus the mean of their graph (e.g. atom positions relative to the centroid)."""
+    return values - graph_mean(values, atom_graph, num_graphs)[atom_graph]
+
+
 def gyration_radius(pos: torch.Tensor, atom_graph: torch.Tensor, num_graphs: int) -> torch.Tensor:
     """``float[B]``: ``sqrt(mean_i |x_i − c|²)`` of each graph's atoms ``pos [A, 3]`` (``c`` the centroid)."""
-    offsets = pos - graph_mean(pos, atom_graph, num_graphs)[atom_graph]
+    offsets = centred(pos, atom_graph, num_graphs)
     return graph_mean(offsets.square().sum(-1), atom_graph, num_graphs).sqrt()
 
 
@@ -373,5 +378,5 @@ def randomize_poses(
     offset = sigma_tr_max * torch.randn(num_graphs, 3, generator=generator, device=device, dtype=dtype)
     if center is not None:
         offset = offset + center.to(dtype)
-    centered = pos - graph_mean(pos, atom_graph, num_graphs)[atom_graph]
+    centered = centred(pos, atom_graph, num_graphs)
     return (rotation[atom_graph] @ centered[:, :, None])[:, :, 0] + offset[atom_graph]

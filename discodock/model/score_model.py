@@ -41,7 +41,7 @@ from torch import Tensor, nn
 from discodock.data.batch import ComplexBatch
 from discodock.data.graphs import radius, radius_graph
 from discodock.data.vocabulary import ATOM_FEATURE_CARDINALITIES
-from discodock.geometry.pose import gyration_radius
+from discodock.geometry.pose import centred, gyration_radius
 from discodock.geometry.so3 import igso3_score_norm
 from discodock.geometry.torus import torus_score_second_moment
 from discodock.model.config import ScoreModelConfig
@@ -472,7 +472,7 @@ class ScoreModel(nn.Module):
             scatter_mean(vectors, graph, num_graphs),
         )
         raw_displacement = _sum_parities(self.atom_displacement(ligand_features))
-        raw_displacement = raw_displacement - scatter_mean(raw_displacement, graph, num_graphs)[graph]
+        raw_displacement = centred(raw_displacement, graph, num_graphs)
         scale = self.config.schedule.displacement_sigma(
             t, gyration_radius(batch.ligand_pos, graph, num_graphs)
         )
@@ -577,11 +577,11 @@ def rigid_rotation(batch: ComplexBatch, displacement: Tensor) -> Tensor:
     :data:`FIT_REGULARIZATION` (a linear molecule's inertia is singular).
     """
     pos, graph, num_graphs = batch.ligand_pos, batch.atom_graph, batch.num_graphs
-    arm = pos - scatter_mean(pos, graph, num_graphs)[graph]
+    arm = centred(pos, graph, num_graphs)
     torque = pos.new_zeros((num_graphs, 3)).index_add_(
         0, graph, torch.linalg.cross(arm, displacement, dim=-1)
     )
-    return _solve(_regularized_inertia(arm, graph, num_graphs), torque)
+    return torch.linalg.solve(_regularized_inertia(arm, graph, num_graphs), torque)
 
 
 def bond_twists(batch: ComplexBatch, displacement: Tensor) -> Tensor:
@@ -602,7 +602,7 @@ def bond_twists(batch: ComplexBatch, displacement: Tensor) -> Tensor:
         return pos.new_zeros(0)
     counts = torch.bincount(graph, minlength=num_graphs)
     local_atom = torch.arange(len(pos), device=pos.device) - (torch.cumsum(counts, 0) - counts)[graph]
-    max_atoms, max_bonds = int(counts.max()), int(torsions.rank.max()) + 1
+    max_atoms, max_bonds = int(counts.max()), torsions.num_ranks
     present = (torch.arange(max_atoms, device=pos.device)[None, :] < counts[:, None]).to(pos.dtype)
 
     def padded(values: Tensor) -> Tensor:
@@ -610,7 +610,7 @@ def bond_twists(batch: ComplexBatch, displacement: Tensor) -> Tensor:
         out[graph, local_atom] = values
         return out
 
-    arm = pos - scatter_mean(pos, graph, num_graphs)[graph]
+    arm = centred(pos, graph, num_graphs)
     u, v = torsions.edges[:, 0], torsions.edges[:, 1]
     axis = F.normalize(pos[u] - pos[v], dim=-1)
     bond, atom = torsions.moving_torsion, torsions.moving_atom
@@ -622,21 +622,12 @@ def bond_twists(batch: ComplexBatch, displacement: Tensor) -> Tensor:
     arms = padded(arm)[:, None].expand_as(basis)
     torque = torch.linalg.cross(arms, basis, dim=-1).sum(2)
     inertia = _regularized_inertia(arm, graph, num_graphs)[:, None].expand(-1, max_bonds, -1, -1)
-    omega = _solve(inertia, torque)
+    omega = torch.linalg.solve(inertia, torque)
     basis = basis - torch.linalg.cross(omega[:, :, None].expand_as(basis), arms, dim=-1)
     gram = torch.einsum("btac,bsac->bts", basis, basis)
     gram = gram + FIT_REGULARIZATION * torch.eye(max_bonds, dtype=pos.dtype, device=pos.device)
-    twists = _solve(gram, torch.einsum("btac,bac->bt", basis, padded(displacement)))
+    twists = torch.linalg.solve(gram, torch.einsum("btac,bac->bt", basis, padded(displacement)))
     return twists[torsions.graph, torsions.rank]
-
-
-def _solve(matrices: Tensor, rhs: Tensor) -> Tensor:
-    """``A⁻¹ b`` for batches of ridge-regularised (so positive definite) ``A [..., n, n]``, ``b [..., n]``.
-
-    Never raises: a pose that has left every sensible range (non-finite coordinates after a diverged
-    sampling step) gives non-finite fits for its own graph only, instead of failing the whole batch.
-    """
-    return torch.linalg.solve_ex(matrices, rhs, check_errors=False)[0]
 
 
 def _regularized_inertia(arm: Tensor, graph: Tensor, num_graphs: int) -> Tensor:
