@@ -1,13 +1,16 @@
-"""Training throughput of the score stage: complexes per second, per device and batch size.
+"""Training throughput of the score stage: complexes and noised poses per second, per device, batch
+size and number of noise copies per complex.
 
-One timed step = gather a batch of real complexes from the cache (on the device), noising (t, pose
-perturbation, score targets), the latent encoder and straight-through tokens, the score network forward,
-the loss, backward and the Adam step: exactly :class:`discodock.training.trainer.ScoreStage`'s step.
+One timed step = gather a batch of real complexes from the cache (on the device), with the config's
+pocket share and ``noise_copies`` pose copies each (:func:`discodock.training.trainer.training_batches`),
+noising (t, pose perturbation, score targets), the latent encoder and straight-through tokens, the
+score network forward, the loss, backward and the Adam step: exactly
+:class:`discodock.training.trainer.ScoreStage`'s step.
 
 Usage (from the repository root)::
 
     python benchmarks/train_throughput.py --cache cache/train.cache.pt --config configs/train_small.yaml \
-        --devices cpu cuda --batch-sizes 16 32 64 --out benchmarks/results/train_throughput.json
+        --devices cpu cuda --batch-sizes 16 32 --noise-copies 1 4 --out throughput.json
 
 Prints a Markdown table (and writes it as JSON with ``--out``).
 """
@@ -26,7 +29,7 @@ import torch
 from discodock.data.cache import ComplexCache
 from discodock.model.layers import compile_tensor_products
 from discodock.training.config import load_experiment
-from discodock.training.trainer import ProcessGroup, ScoreStage, batch_of
+from discodock.training.trainer import ProcessGroup, ScoreStage, training_batches
 
 
 def _synchronize(device: torch.device) -> None:
@@ -42,14 +45,16 @@ def measure(
     warmup: int,
     steps: int,
     compiled: bool = False,
+    noise_copies: int = 1,
 ) -> dict[str, float | int | str | bool]:
-    """Time ``steps`` optimiser steps after ``warmup`` untimed ones; complexes/s and peak memory.
+    """Time ``steps`` optimiser steps after ``warmup`` untimed ones; complexes/s, poses/s, peak memory.
 
     ``compiled``: tensor products compiled with ``torch.compile`` (the warm-up steps absorb compilation).
     """
     experiment = load_experiment(config_path)
     experiment = dataclasses.replace(
-        experiment, train=dataclasses.replace(experiment.train, batch_size=batch_size)
+        experiment,
+        train=dataclasses.replace(experiment.train, batch_size=batch_size, noise_copies=noise_copies),
     )
     torch.manual_seed(0)
     if device.type == "cuda":
@@ -65,8 +70,8 @@ def measure(
 
     def step() -> None:
         index = torch.randint(len(cache), (batch_size,), generator=order)
-        batch = batch_of(cache, index, 1, experiment.model.score)
-        losses = stage.loss(batch, generator)
+        batch, complexes = training_batches(cache, index, experiment.train, experiment.model.score, generator)
+        losses = stage.loss(batch, generator, complexes)
         optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
         optimizer.step()
@@ -87,10 +92,12 @@ def measure(
         else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
         "config": config_path,
         "batch_size": batch_size,
+        "noise_copies": noise_copies,
         "compiled": compiled,
         "steps": steps,
         "seconds": round(seconds, 3),
         "complexes_per_s": round(batch_size * steps / seconds, 2),
+        "poses_per_s": round(batch_size * noise_copies * steps / seconds, 2),
         "peak_gpu_memory_gib": round(peak, 2),
     }
 
@@ -111,6 +118,7 @@ def main() -> None:
         default=["eager"],
         help="eager and/or torch.compile'd tensor products (GPU only; the CPU runs eager)",
     )
+    parser.add_argument("--noise-copies", nargs="+", type=int, default=[1])
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--cpu-steps", type=int, default=2)
@@ -125,17 +133,24 @@ def main() -> None:
         for mode in ["eager"] if on_cpu else args.modes:
             for batch_size in (args.cpu_batch_sizes or args.batch_sizes) if on_cpu else args.batch_sizes:
                 steps, warmup = (args.cpu_steps, 1) if on_cpu else (args.steps, args.warmup)
-                row = measure(args.config, cache, device, batch_size, warmup, steps, mode == "compiled")
-                rows.append(row)
-                print(json.dumps(row), flush=True)
+                for copies in args.noise_copies:
+                    row = measure(
+                        args.config, cache, device, batch_size, warmup, steps, mode == "compiled", copies
+                    )
+                    rows.append(row)
+                    print(json.dumps(row), flush=True)
 
-    print("\n| device | config | tensor products | batch | steps | complexes/s | peak GPU memory (GiB) |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "\n| device | config | tensor products | batch | noise copies | steps | complexes/s | poses/s "
+        "| peak GPU memory (GiB) |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         mode = "compiled" if row["compiled"] else "eager"
         print(
-            f"| {row['device']} | {row['config']} | {mode} | {row['batch_size']} | {row['steps']} | "
-            f"{row['complexes_per_s']} | {row['peak_gpu_memory_gib']} |"
+            f"| {row['device']} | {row['config']} | {mode} | {row['batch_size']} | {row['noise_copies']} | "
+            f"{row['steps']} | {row['complexes_per_s']} | {row['poses_per_s']} | "
+            f"{row['peak_gpu_memory_gib']} |"
         )
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

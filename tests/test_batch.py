@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from discodock.data.batch import collate
+from discodock.data.batch import collate, copied_rows
 from discodock.data.cache import ComplexCache
 from discodock.data.complex import ComplexData
 
@@ -70,3 +70,22 @@ def test_pockets_keep_the_residues_crop_receptor_keeps(
     np.testing.assert_array_equal(batch.residue_pos[batch.residue_graph == 1].numpy(), source.residue_pos)
     centre_node, neighbour = batch.receptor_edges
     assert torch.equal(batch.residue_graph[centre_node], batch.residue_graph[neighbour])
+
+
+def test_copied_rows_lay_out_one_copy_nodes_as_the_pose_copies_of_the_same_crops(
+    example_cache: ComplexCache,
+) -> None:
+    order, copies = [1, 3], 3
+    centres = torch.stack(
+        [example_cache.fields["crystal_pos"][example_cache.offsets("atoms")[i]] for i in order]
+    )
+    pockets = torch.cat([centres, torch.tensor([[10.0], [float("inf")]])], dim=1)
+    single = collate(example_cache, order, pockets=pockets)
+    copied = collate(example_cache, order, copies, pockets=pockets.repeat_interleave(copies, dim=0))
+    copy_of = torch.arange(len(order)).repeat_interleave(copies)
+    residues = copied_rows(single.residue_graph, single.num_graphs, copy_of)
+    atoms = copied_rows(single.atom_graph, single.num_graphs, copy_of)
+    assert torch.equal(single.residue_pos[residues], copied.residue_pos)
+    assert torch.equal(single.residue_graph[residues], copied.residue_graph // copies)
+    assert torch.equal(single.matched_pos[atoms], copied.matched_pos)
+    assert len(single.residue_pos) < len(example_cache.fields["residue_pos"])  # the first crop bites

@@ -10,6 +10,7 @@ from discodock.geometry.pose import TorsionIndex
 from discodock.model.latents import (
     LatentAssignment,
     TokenLogits,
+    copy_latents,
     drop_latents,
     gumbel_softmax_tokens,
     mask_tokens,
@@ -184,3 +185,15 @@ def test_mask_tokens_zeroes_only_unkept_columns(batch: ComplexBatch) -> None:
     torch.testing.assert_close(masked.ligand, tokens.ligand * keep[batch.atom_graph])
     torch.testing.assert_close(masked.residue, tokens.residue * keep[batch.residue_graph])
     assert masked.token_nodes(batch)[1].tolist() == [-1, -1]
+
+
+def test_copied_tokens_point_at_the_same_nodes_in_every_copy(batch: ComplexBatch) -> None:
+    tokens = sample_tokens(random_logits(batch, 2), batch)
+    tokens = LatentAssignment(tokens.ligand, tokens.residue, torch.tensor([False, True, False]))
+    copy_of = torch.tensor([0, 0, 1, 2, 2, 2])
+    copies = node_batch([3, 3, 1, 4, 4, 4], [2, 2, 5, 1, 1, 1])
+    copied = copy_latents(tokens, batch, copy_of)
+    assert torch.equal(copied.token_nodes(copies), tokens.token_nodes(batch)[copy_of])
+    assert torch.equal(copied.unconditional, tokens.unconditional[copy_of])
+    assert copied.ligand.shape == (len(copies.atom_graph), 2)
+    assert copied.residue.shape == (len(copies.residue_graph), 2)

@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import io
 import json
+import math
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,13 +15,15 @@ from typing import Any
 import pytest
 import torch
 
-from discodock.data.batch import collate
+from discodock.data.batch import collate, copied_rows
 from discodock.data.cache import ComplexCache
+from discodock.diffusion.loss import LOSS_TERMS, score_matching_loss
+from discodock.diffusion.noising import noise_batch
 from discodock.diffusion.sampler import prior_input_batch
 from discodock.model.confidence import ConfidenceModel
 from discodock.model.config import ModelConfig, load_config
 from discodock.model.latent_encoder import LatentEncoder
-from discodock.model.latents import TokenLogits
+from discodock.model.latents import TokenLogits, copy_latents, drop_latents, gumbel_softmax_tokens
 from discodock.model.score_model import ScoreModel
 from discodock.training.checkpoint import (
     load_network,
@@ -35,9 +38,11 @@ from discodock.training.trainer import (
     ConfidenceStage,
     PriorStage,
     ProcessGroup,
+    ScoreStage,
     TrainingSummary,
     complex_logits,
     train,
+    training_batches,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -269,7 +274,7 @@ def test_prior_stage_learns_fixed_token_targets(cache_path: Path, tmp_path: Path
     generator = torch.Generator().manual_seed(0)
     losses = []
     for _ in range(40):
-        loss = stage.loss(batch, generator)["loss"]
+        loss = stage.loss(batch, generator, batch)["loss"]
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -332,7 +337,8 @@ def test_exported_confidence_weights_give_identical_logits(cache_path: Path, tmp
     optimizer = torch.optim.Adam(stage.trainable_parameters(), lr=1e-2)
     generator = torch.Generator().manual_seed(0)
     for _ in range(3):  # move the weights and the batch-norm statistics away from their initial values
-        loss = stage.loss(collate(cache, [0, 1, 0, 1]), generator)["loss"]
+        batch = collate(cache, [0, 1, 0, 1])
+        loss = stage.loss(batch, generator, batch)["loss"]
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -402,4 +408,53 @@ def test_confidence_stage_mixes_in_poses_docked_by_a_trained_score_stage(
     from_noise, from_docking = per_graph_equal(noised), per_graph_equal(docked)
     assert torch.equal(from_noise, ~from_docking)
     assert from_noise.any() and from_docking.any()
-    assert torch.isfinite(stage.loss(batch, torch.Generator().manual_seed(5))["loss"])
+    assert torch.isfinite(stage.loss(batch, torch.Generator().manual_seed(5), batch)["loss"])
+
+
+def test_pose_copies_share_the_receptor_encoding_and_tokens_exactly(cache_path: Path, tmp_path: Path) -> None:
+    """With ``noise_copies`` = 3 the score stage encodes each receptor and draws each complex's tokens once;
+    the loss equals that of encoding every copy on its own with the same tokens (no dropout)."""
+    experiment = tiny_experiment(cache_path, tmp_path, dropout=0.0, noise_copies=3, pocket_fraction=0.5)
+    cache = ComplexCache.load(cache_path)
+    stage = ScoreStage(experiment, ProcessGroup(0, 1, torch.device("cpu")), cache, None)
+    settings, score_config = experiment.train, experiment.model.score
+    batch, complexes = training_batches(
+        cache, torch.tensor([0, 1, 1, 0]), settings, score_config, torch.Generator().manual_seed(3)
+    )
+    assert batch.num_graphs == 12 and complexes.num_graphs == 4
+    assert torch.equal(batch.complex_index, complexes.complex_index.repeat_interleave(3))
+    shared = stage.loss(batch, torch.Generator().manual_seed(4), complexes)
+
+    # The same draws, with every copy's receptor and tokens computed from the copy itself.
+    assert stage.encoder is not None
+    generator = torch.Generator().manual_seed(4)
+    noisy, noise = noise_batch(
+        batch, score_config.schedule, generator, time_alpha=settings.time_alpha, time_beta=settings.time_beta
+    )
+    logits = stage.encoder(complexes)
+    tokens = gumbel_softmax_tokens(
+        logits, complexes, experiment.model.encoder.training_temperature, generator
+    )
+    copy_of = torch.arange(4).repeat_interleave(3)
+    copied = copy_latents(tokens, complexes, copy_of)
+    per_copy_logits = stage.encoder(batch)
+    atom_rows = copied_rows(complexes.atom_graph, 4, copy_of)
+    residue_rows = copied_rows(complexes.residue_graph, 4, copy_of)
+    torch.testing.assert_close(per_copy_logits.ligand, logits.ligand[atom_rows])
+    torch.testing.assert_close(per_copy_logits.residue, logits.residue[residue_rows])
+    latents = drop_latents(copied, batch, score_config.latent_droprate, generator)
+    separate = score_matching_loss(stage.score_model(noisy, noise.t, latents), noise, settings.loss_weights)
+    for name in LOSS_TERMS:
+        torch.testing.assert_close(shared[name], separate[name])
+
+
+def test_runs_train_with_pose_copies_and_only_the_score_stage_takes_them(
+    cache_path: Path, tmp_path: Path
+) -> None:
+    summary = quiet_train(
+        tiny_experiment(cache_path, tmp_path, noise_copies=2, pocket_fraction=0.5, max_steps=2)
+    )
+    assert summary.steps == 2 and all(math.isfinite(r["loss"]) for r in log_records(tmp_path, "train"))
+    for stage in ("prior", "confidence"):
+        with pytest.raises(ValueError, match="noise_copies"):
+            TrainConfig(stage=stage, train_cache="x", score_weights="y", noise_copies=2)

@@ -10,7 +10,8 @@
 #   JOB1="configs/train_small_nolatent.yaml - 9" \
 #   bash benchmarks/gpu/train_parallel.sh
 # JOBi = "CONFIG INIT_FROM MINUTES" runs on GPU i (INIT_FROM "-": from scratch; a network folder such as
-# checkpoints/disco_small: warm start); several jobs separated by ";" run one after the other on that GPU
+# checkpoints/disco_small: warm start; a last.pt: exact resume; "A|B": the first of A, B that exists, e.g.
+# runs/small/last.pt left on a still-warm machine by the previous call, else a carried folder); several jobs separated by ";" run one after the other on that GPU
 # (e.g. the score stage, then the prior on the networks it wrote). A config with `compile_tensor_products: true` that fails to
 # start is run again eagerly. Results in $OUT: train_throughput.{json,md} and, per job, <run>.tgz.part-*
 # (the run folder's networks/, train.jsonl and run.log, split into pieces the device tool returns).
@@ -30,7 +31,22 @@ train_job() {  # GPU CONFIG INIT_FROM MINUTES
     dir=$(run_dir "$config")
     mkdir -p "$dir"
     local args=(-m discodock train --config "$config" --max-wall-minutes "$minutes" --device cuda)
-    [ "$init" != "-" ] && args+=(--init-from "$init")
+    if [ "$init" != "-" ]; then
+        local found="" choice
+        IFS='|' read -ra choices <<<"$init"
+        for choice in "${choices[@]}"; do
+            [ -e "$choice" ] && found=$choice && break
+        done
+        if [ -z "$found" ]; then
+            echo "GPU $gpu: none of $init exists; $config not run" | tee "$dir/run.log"
+            return
+        fi
+        case "$found" in
+        *.pt) args+=(--resume "$found") ;;
+        *) args+=(--init-from "$found") ;;
+        esac
+        echo "GPU $gpu: $config from $found"
+    fi
     CUDA_VISIBLE_DEVICES=$gpu python3 "${args[@]}" >"$dir/run.log" 2>&1
     if [ $? -ne 0 ] && grep -q "compile_tensor_products: true" "$config" && ! grep -q '"event": "train"' "$dir/train.jsonl" 2>/dev/null; then
         echo "GPU $gpu: $config failed to start compiled; running it eagerly" | tee -a "$dir/run.log"

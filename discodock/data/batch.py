@@ -162,3 +162,30 @@ def collate(
         bond_types=fields["bond_types"][bond_rows],
         torsions=torsions,
     )
+
+
+def copied_rows(node_graph: torch.Tensor, num_graphs: int, copy_of: torch.Tensor) -> torch.Tensor:
+    """Rows of a batch's nodes laid out as a batch whose graph ``j`` is a copy of graph ``copy_of[j]``.
+
+    For a one-copy batch (e.g. ``collate(cache, index, 1)``) and a batch of the same complexes in
+    several pose copies with the same receptor crops, ``values[copied_rows(batch.residue_graph, B,
+    copy_of)]`` gives per-residue values (``values [R, ...]``) in the layout of the copies; the same with
+    ``atom_graph`` for per-atom values. It lets several pose copies share one receptor encoding.
+
+    Parameters
+    ----------
+    node_graph
+        ``int64[N]``: graph of each node of the source batch (sorted).
+    num_graphs
+        ``B``, the number of graphs of the source batch.
+    copy_of
+        ``int64[B']``: source graph of each graph of the copied layout.
+
+    Returns
+    -------
+    torch.Tensor
+        ``int64[N']``: source row of each node of the copied layout.
+    """
+    counts = torch.bincount(node_graph, minlength=num_graphs)
+    rows, _, _ = ragged_rows(torch.cumsum(counts, 0) - counts, counts, copy_of)
+    return rows

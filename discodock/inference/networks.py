@@ -35,8 +35,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from discodock.data.batch import ComplexBatch
-from discodock.data.cache import COUNT_COLUMNS, ComplexCache, ragged_rows
+from discodock.data.batch import ComplexBatch, copied_rows
+from discodock.data.cache import COUNT_COLUMNS, ComplexCache
 from discodock.diffusion.sampler import (
     DIFFDOCK_S_TEMPERATURES,
     DISCO_DIFFDOCK_S_TEMPERATURES,
@@ -411,8 +411,7 @@ class DockingNetworks:
         """
         complexes, copy_of = torch.unique_consecutive(index, return_inverse=True)
         single = batch_of(cache, complexes, 1, self.score_model.config)
-        counts = torch.bincount(single.residue_graph, minlength=len(complexes))
-        rows, _, _ = ragged_rows(torch.cumsum(counts, 0) - counts, counts, copy_of)
+        rows = copied_rows(single.residue_graph, len(complexes), copy_of)
         return self.score_model.encode_receptor(single)[rows]
 
     def _latent_source(self, options: SamplingOptions, drawn: list[LatentAssignment]) -> LatentSource | None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from discodock.data.batch import ComplexBatch
+from discodock.data.batch import ComplexBatch, copied_rows
 
 
 @dataclass(frozen=True)
@@ -170,6 +170,20 @@ def sample_tokens(
     if logit_multiplier < 100.0:
         scaled = scaled + _gumbel_noise(scaled, generator)
     return _assignment(_segment_argmax_one_hot(scaled, graph, batch.num_graphs), batch)
+
+
+def copy_latents(assignment: LatentAssignment, source: ComplexBatch, copy_of: Tensor) -> LatentAssignment:
+    """The tokens of ``source``'s graphs laid out for a batch whose graph ``j`` copies graph ``copy_of[j]``.
+
+    The copies must have the same atoms and residues as their source graphs (e.g. several pose copies
+    of each complex with the same receptor crop); they share its tokens, gradients included.
+    """
+    num_graphs = source.num_graphs
+    return LatentAssignment(
+        ligand=assignment.ligand[copied_rows(source.atom_graph, num_graphs, copy_of)],
+        residue=assignment.residue[copied_rows(source.residue_graph, num_graphs, copy_of)],
+        unconditional=assignment.unconditional[copy_of],
+    )
 
 
 def drop_latents(

@@ -118,6 +118,12 @@ class TrainConfig:
         Folder of ``last.pt`` (resume), ``weights.pt`` and ``best_weights.pt``.
     allow_tf32
         Allow TF32 matrix products on CUDA (faster, slightly less precise).
+    noise_copies
+        Score stage: pose copies of each complex per batch, each with its own time and noise. The copies
+        share the complex's receptor crop, its receptor encoding and (with latents) the encoder's tokens,
+        computed once, so a step costs far less than ``noise_copies`` one-copy steps of the same graphs:
+        the rotation and torsion targets get more noise draws per complex and per GPU-second. A step
+        has ``batch_size · noise_copies`` graphs.
     pocket_fraction
         Share of the training complexes docked in pocket mode: receptor cropped around a centre near the
         ligand (:func:`~discodock.diffusion.noising.sample_training_pockets`), so that ``--pocket-center``
@@ -158,6 +164,7 @@ class TrainConfig:
     log_path: str = "runs/train.jsonl"
     checkpoint_dir: str = "runs/checkpoints"
     allow_tf32: bool = True
+    noise_copies: int = 1
     pocket_fraction: float = 0.0
     pocket_jitter: float = 2.0
     pocket_margin: float = 20.0
@@ -171,8 +178,10 @@ class TrainConfig:
             raise ValueError("train_cache is required")
         if self.stage == "prior" and not self.score_weights:
             raise ValueError("the prior stage needs score_weights (weights file of the score stage)")
-        if self.batch_size < 1 or self.log_every_steps < 1:
-            raise ValueError("batch_size and log_every_steps must be ≥ 1")
+        if self.batch_size < 1 or self.log_every_steps < 1 or self.noise_copies < 1:
+            raise ValueError("batch_size, log_every_steps and noise_copies must be ≥ 1")
+        if self.stage != "score" and self.noise_copies != 1:
+            raise ValueError(f"noise_copies is a score-stage setting; the {self.stage} stage needs 1")
         if (
             self.max_steps < 0
             or self.max_epochs < 0

@@ -53,7 +53,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from discodock.data.batch import ComplexBatch, collate
+from discodock.data.batch import ComplexBatch, collate, copied_rows
 from discodock.data.cache import COUNT_COLUMNS, ComplexCache, ragged_rows
 from discodock.diffusion.loss import LOSS_TERMS, score_matching_loss
 from discodock.diffusion.noising import noise_batch, sample_training_pockets
@@ -63,7 +63,13 @@ from discodock.geometry.pose import graph_mean
 from discodock.model.confidence import ConfidenceModel, binary_auroc
 from discodock.model.config import ModelConfig, ScoreModelConfig
 from discodock.model.latent_encoder import LatentEncoder
-from discodock.model.latents import TokenLogits, drop_latents, gumbel_softmax_tokens, sample_tokens
+from discodock.model.latents import (
+    TokenLogits,
+    copy_latents,
+    drop_latents,
+    gumbel_softmax_tokens,
+    sample_tokens,
+)
 from discodock.model.layers import compile_tensor_products
 from discodock.model.prior import AutoregressivePrior
 from discodock.model.score_model import ScoreModel
@@ -329,8 +335,15 @@ class TrainingStage(Protocol):
     def set_epoch(self, epoch: float) -> bool:
         """Enter the phase of ``epoch`` (passes over the training set); True if the trainable set changed."""
 
-    def loss(self, batch: ComplexBatch, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        """Loss components of a training batch; ``"loss"`` is the one to minimise."""
+    def loss(
+        self, batch: ComplexBatch, generator: torch.Generator, complexes: ComplexBatch
+    ) -> dict[str, torch.Tensor]:
+        """Loss components of a training batch; ``"loss"`` is the one to minimise.
+
+        ``batch`` holds ``noise_copies`` consecutive pose copies of each complex of ``complexes``, the
+        one-copy batch of the same complexes and receptor crops (``batch`` itself for one copy). Only
+        the score stage reads ``complexes``: the other stages train with one copy.
+        """
 
     def after_step(self) -> None:
         """Bookkeeping after an optimiser step (e.g. the EMA update)."""
@@ -369,6 +382,33 @@ def batch_of(
 ) -> ComplexBatch:
     """:func:`collate` with the receptor-graph parameters of the score model config."""
     return collate(cache, index, copies, config.receptor_radius, config.receptor_max_neighbors, pockets)
+
+
+def training_batches(
+    cache: ComplexCache,
+    index: torch.Tensor,
+    settings: TrainConfig,
+    config: ScoreModelConfig,
+    generator: torch.Generator | None = None,
+) -> tuple[ComplexBatch, ComplexBatch]:
+    """The batches of one training step of the complexes ``index``: ``(poses, complexes)``.
+
+    A share ``settings.pocket_fraction`` of the complexes is cropped to a training pocket
+    (:func:`~discodock.diffusion.noising.sample_training_pockets`); ``complexes`` has one copy of each,
+    ``poses`` ``settings.noise_copies`` consecutive copies with the same crop (``complexes`` itself for
+    one copy).
+    """
+    pockets = None
+    if settings.pocket_fraction > 0:
+        pockets = sample_training_pockets(
+            cache, index, settings.pocket_fraction, settings.pocket_jitter, settings.pocket_margin, generator
+        )
+    complexes = batch_of(cache, index, 1, config, pockets)
+    copies = settings.noise_copies
+    if copies == 1:
+        return complexes, complexes
+    copied_pockets = None if pockets is None else pockets.repeat_interleave(copies, dim=0)
+    return batch_of(cache, index, copies, config, copied_pockets), complexes
 
 
 def pose_rmsd(
@@ -421,8 +461,14 @@ class ScoreStage:
     def set_epoch(self, epoch: float) -> bool:
         return False
 
-    def loss(self, batch: ComplexBatch, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        """Denoising loss given encoder tokens (straight-through Gumbel at the training τ, latent dropout)."""
+    def loss(
+        self, batch: ComplexBatch, generator: torch.Generator, complexes: ComplexBatch
+    ) -> dict[str, torch.Tensor]:
+        """Denoising loss given encoder tokens (straight-through Gumbel at the training τ, latent dropout).
+
+        The receptor encoding and the encoder's tokens are computed once per complex on ``complexes``
+        and shared by its pose copies in ``batch``; time, noise and latent dropout are drawn per copy.
+        """
         settings = self.settings
         noisy, noise = noise_batch(
             batch,
@@ -431,12 +477,19 @@ class ScoreStage:
             time_alpha=settings.time_alpha,
             time_beta=settings.time_beta,
         )
+        num_complexes = complexes.num_graphs
+        copy_of = torch.arange(num_complexes, device=batch.device).repeat_interleave(
+            batch.num_graphs // num_complexes
+        )
+        receptor_rows = copied_rows(complexes.residue_graph, num_complexes, copy_of)
+        receptor = self.score_model.encode_receptor(complexes)[receptor_rows]
         latents = None
         if self.encoder is not None:
             temperature = self.model_config.encoder.training_temperature
-            tokens = gumbel_softmax_tokens(self.encoder(batch), batch, temperature, generator)
+            tokens = gumbel_softmax_tokens(self.encoder(complexes), complexes, temperature, generator)
+            tokens = copy_latents(tokens, complexes, copy_of)
             latents = drop_latents(tokens, batch, self.model_config.score.latent_droprate, generator)
-        prediction = self.score_model(noisy, noise.t, latents)
+        prediction = self.score_model(noisy, noise.t, latents, receptor=receptor)
         return score_matching_loss(prediction, noise, settings.loss_weights)
 
     def after_step(self) -> None:
@@ -617,7 +670,9 @@ class PriorStage:
     def set_epoch(self, epoch: float) -> bool:
         return False
 
-    def loss(self, batch: ComplexBatch, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    def loss(
+        self, batch: ComplexBatch, generator: torch.Generator, complexes: ComplexBatch
+    ) -> dict[str, torch.Tensor]:
         """Cross-entropy of the prior against the cached encoder distributions, on random orientations."""
         targets = complex_logits(self.train_cache, self.train_logits, batch.complex_index)
         return {"loss": self.prior.loss(prior_input_batch(batch, generator), targets, generator)}
@@ -810,7 +865,9 @@ class ConfidenceStage:
         pos = torch.where(use_docked[batch.atom_graph, None], docked, noisy.ligand_pos)
         return batch.with_ligand_pos(pos)
 
-    def loss(self, batch: ComplexBatch, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    def loss(
+        self, batch: ComplexBatch, generator: torch.Generator, complexes: ComplexBatch
+    ) -> dict[str, torch.Tensor]:
         """Binary cross-entropy of the logits against ``RMSD < 2 Å`` on fresh training poses."""
         poses = self.training_poses(batch, generator)
         success = _pose_success(poses)
@@ -1100,20 +1157,11 @@ class _Run:
             self.log.write(
                 {"event": "trainable_parameters_changed", "step": self.step, "epoch": self.order.epochs}
             )
-        score_config = self.experiment.model.score
         indices = group.shard(self.order.next(settings.batch_size))
-        pockets = None
-        if settings.pocket_fraction > 0:
-            pockets = sample_training_pockets(
-                self.train_cache,
-                indices,
-                settings.pocket_fraction,
-                settings.pocket_jitter,
-                settings.pocket_margin,
-                self.noise_generator,
-            )
-        batch = batch_of(self.train_cache, indices, 1, score_config, pockets)
-        losses = self.stage.loss(batch, self.noise_generator)
+        batch, complexes = training_batches(
+            self.train_cache, indices, settings, self.experiment.model.score, self.noise_generator
+        )
+        losses = self.stage.loss(batch, self.noise_generator, complexes)
         self.optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
         average_gradients(self.stage.trainable_parameters(), group)
@@ -1217,6 +1265,13 @@ class _Run:
             weights=str(self.weights_path),
         )
 
+    def _peak_memory(self) -> dict[str, float]:
+        """``{"peak_gpu_gib": ...}``: this process's peak allocated GPU memory so far (empty on a CPU)."""
+        device = self.group.device
+        if device.type != "cuda":
+            return {}
+        return {"peak_gpu_gib": round(torch.cuda.max_memory_allocated(device) / 2**30, 2)}
+
     def _log_window(self, window: LossWindow) -> None:
         self.last_losses = window.means(self.group)
         self.log.write(
@@ -1227,6 +1282,7 @@ class _Run:
                 **self.last_losses,
                 "lr": self.optimizer.param_groups[0]["lr"],
                 "complexes_per_s": window.steps * self.settings.batch_size / max(window.seconds, 1e-9),
+                **self._peak_memory(),
                 "elapsed_s": self._elapsed(),
             }
         )
