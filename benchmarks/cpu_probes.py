@@ -1,6 +1,6 @@
 """Small CPU probes of the score network, quoted in ``benchmarks/results/training_log.md``.
 
-Five probes on the validation cache (``discodock prepare ... --split data/splits/val.txt``), each printing
+Six probes on the validation cache (``discodock prepare ... --split data/splits/val.txt``), each printing
 one line per report:
 
 * ``overfit``: the no-latent score model trained on the first few complexes (receptors cropped to 8 Å +
@@ -16,6 +16,10 @@ one line per report:
 * ``sampling``: dock every validation complex twice (20 steps, unconditional tokens) with a checkpoint;
   per chunk of 16 complexes, whether all poses are finite and the largest coordinate (Å). Does sampling
   diverge?
+* ``generalisation``: the denoising losses of a checkpoint's EMA score network (eval mode; with
+  latents, oracle tokens of its encoder) on the validation complexes and on as many training complexes,
+  at t = 0.2, 0.5, 0.8 with the same seeded noise (4 poses per complex). Does the network overfit its
+  1,122 training complexes?
 * ``cost``: seconds per call, on one thread, of the parts of sampling 8 copies of the first complex with a
   checkpoint: the receptor encoding, one score step, the confidence model and the prior's token draw.
 
@@ -26,6 +30,7 @@ Usage (from the repository root)::
     python benchmarks/cpu_probes.py cost --checkpoint checkpoints/disco_small
     python benchmarks/cpu_probes.py fits
     python benchmarks/cpu_probes.py sampling --checkpoint checkpoints/nolatent_small
+    python benchmarks/cpu_probes.py generalisation --checkpoint checkpoints/disco_small
 """
 
 from __future__ import annotations
@@ -34,16 +39,19 @@ import argparse
 import dataclasses
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
 
 from discodock.data.cache import ComplexCache
 from discodock.diffusion.loss import LOSS_TERMS, LossWeights, score_matching_loss
 from discodock.diffusion.noising import noise_batch, sample_training_pockets
-from discodock.diffusion.sampler import prior_input_batch, sample_poses
+from discodock.diffusion.sampler import oracle_latents, prior_input_batch, sample_poses
 from discodock.inference.networks import DockingNetworks
-from discodock.model.config import load_config
+from discodock.model.config import ModelConfig, load_config
+from discodock.model.latent_encoder import LatentEncoder
 from discodock.model.score_model import ScoreModel, ScoreOutput, bond_twists, rigid_rotation
+from discodock.training.checkpoint import load_network
 from discodock.training.trainer import batch_of
 
 POCKET_MARGIN = 8.0
@@ -147,6 +155,35 @@ def sampling(cache: ComplexCache, checkpoint: str) -> None:
         )
 
 
+def generalisation(validation: ComplexCache, training: ComplexCache, checkpoint: str) -> None:
+    model = DockingNetworks.load(checkpoint, device="cpu").score_model.eval()
+    latent_source = None
+    if model.config.latent_tokens:
+        config, _, state_dict = load_network(Path(checkpoint) / "encoder.pt")
+        encoder = LatentEncoder(ModelConfig.from_dict(config["model"]).encoder, model.config.latent_tokens)
+        encoder.load_state_dict(state_dict)
+        latent_source = oracle_latents(encoder.eval())
+    subsets = {"validation": validation, "training": training.subset(list(range(len(validation))))}
+    for name, cache in subsets.items():
+        cells = []
+        for t in (0.2, 0.5, 0.8):
+            sums, graphs = torch.zeros(len(LOSS_TERMS) - 1), 0
+            generator = torch.Generator().manual_seed(0)
+            for chunk in torch.arange(len(cache)).split(16):
+                batch = batch_of(cache, chunk, 4, model.config)
+                times = torch.full((batch.num_graphs,), t)
+                with torch.no_grad():
+                    noisy, noise = noise_batch(batch, model.config.schedule, generator, t=times)
+                    latents = None if latent_source is None else latent_source(batch, generator)
+                    losses = score_matching_loss(model(noisy, noise.t, latents), noise)
+                sums += batch.num_graphs * torch.stack([losses[key] for key in LOSS_TERMS[1:]])
+                graphs += batch.num_graphs
+            cells.append(f"t={t}: " + " / ".join(f"{value:.2f}" for value in sums / graphs))
+        print(
+            f"{name} ({len(cache)} complexes) {' / '.join(LOSS_TERMS[1:])}  " + "   ".join(cells), flush=True
+        )
+
+
 def cost(cache: ComplexCache, checkpoint: str) -> None:
     torch.set_num_threads(1)
     networks = DockingNetworks.load(checkpoint, device="cpu")
@@ -180,11 +217,18 @@ def cost(cache: ComplexCache, checkpoint: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("probe", choices=("overfit", "rotation", "fits", "sampling", "cost"))
+    parser.add_argument(
+        "probe", choices=("overfit", "rotation", "fits", "sampling", "generalisation", "cost")
+    )
     parser.add_argument("--cache", default="cache/val.cache.pt", help="Validation cache.")
+    parser.add_argument(
+        "--train-cache", default="cache/train.cache.pt", help="Training cache (generalisation)."
+    )
     parser.add_argument("--config", default="configs/small.yaml", help="Model config (overfit, rotation).")
     parser.add_argument(
-        "--checkpoint", default="checkpoints/disco_small", help="Checkpoint folder (cost, sampling)."
+        "--checkpoint",
+        default="checkpoints/disco_small",
+        help="Checkpoint folder (cost, sampling, generalisation).",
     )
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--complexes", type=int, default=4, help="Complexes (overfit).")
@@ -193,6 +237,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     cache = ComplexCache.load(args.cache)
     if args.probe == "cost":
         cost(cache, args.checkpoint)
+    elif args.probe == "generalisation":
+        generalisation(cache, ComplexCache.load(args.train_cache), args.checkpoint)
     elif args.probe == "sampling":
         sampling(cache, args.checkpoint)
     elif args.probe == "fits":

@@ -458,3 +458,48 @@ def test_runs_train_with_pose_copies_and_only_the_score_stage_takes_them(
     for stage in ("prior", "confidence"):
         with pytest.raises(ValueError, match="noise_copies"):
             TrainConfig(stage=stage, train_cache="x", score_weights="y", noise_copies=2)
+
+
+def test_score_validation_losses_use_the_same_noise_at_every_validation(
+    cache_path: Path, tmp_path: Path
+) -> None:
+    """The denoising losses of two validations of one network agree exactly; the docked poses need not."""
+    validation = ValidationConfig(every_steps=1, complexes=2, samples=2, inference_steps=2)
+    experiment = tiny_experiment(cache_path, tmp_path, val_cache=str(cache_path), validation=validation)
+    cache = ComplexCache.load(cache_path)
+    stage = ScoreStage(experiment, ProcessGroup(0, 1, torch.device("cpu")), cache, cache)
+    first = stage.validate(torch.Generator().manual_seed(1))
+    second = stage.validate(torch.Generator().manual_seed(2))
+    for name in LOSS_TERMS:
+        assert first[f"val_{name}"] == second[f"val_{name}"]
+    assert first["val_loss"] > 0
+
+
+def test_weight_decay_shrinks_every_weight_by_lr_times_decay_per_step(
+    cache_path: Path, tmp_path: Path
+) -> None:
+    """One step from the same warm start with and without decoupled weight decay ``w`` at rate ``lr``:
+    the weights differ by exactly ``lr · w · θ₀`` (the Adam step itself is the same)."""
+    first = quiet_train(tiny_experiment(cache_path, tmp_path / "first", max_steps=1, seed=1))
+    folder = Path(first.checkpoint).parent / "networks"
+    _, start = load_weights(folder)
+    lr, decay = 1e-2, 0.5
+    runs = {}
+    for weight_decay in (0.0, decay):
+        out = tmp_path / f"decay{weight_decay}"
+        experiment = tiny_experiment(cache_path, out, max_steps=2, seed=2, lr=lr, weight_decay=weight_decay)
+        with contextlib.redirect_stdout(io.StringIO()):
+            summary = train(experiment, device="cpu", init_from=folder)
+        runs[weight_decay] = load_weights(Path(summary.checkpoint).parent / "networks")[1]
+    model = tiny_experiment(cache_path, tmp_path).model
+    parameters = {
+        "score_model": dict(ScoreModel(model.score).named_parameters()),
+        "encoder": dict(LatentEncoder(model.encoder, model.score.latent_tokens).named_parameters()),
+    }
+    for name, names in parameters.items():
+        for key in names:  # not the buffers
+            value = start[name][key]
+            difference = runs[0.0][name][key] - runs[decay][name][key]
+            torch.testing.assert_close(difference, lr * decay * value, atol=1e-6, rtol=1e-4)
+    with pytest.raises(ValueError, match="weight_decay"):
+        TrainConfig(train_cache="x", weight_decay=-1.0)

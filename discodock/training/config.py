@@ -91,7 +91,10 @@ class TrainConfig:
     batch_size
         Complexes per optimiser step, summed over all processes.
     lr
-        Adam learning rate (no weight decay).
+        Adam learning rate.
+    weight_decay
+        Decoupled (AdamW) weight decay: every step multiplies the weights by ``1 − lr · weight_decay``
+        (0: plain Adam). A resumed run takes this value from the config, not from the checkpoint.
     ema_decay
         EMA decay of the score network (score stage).
     time_alpha, time_beta
@@ -148,6 +151,7 @@ class TrainConfig:
     score_weights: str = ""
     batch_size: int = 16
     lr: float = 1e-3
+    weight_decay: float = 0.0
     ema_decay: float = 0.999
     time_alpha: float = 2.0
     time_beta: float = 1.0
@@ -196,6 +200,8 @@ class TrainConfig:
             raise ValueError("the prior stage trains on whole receptors: pocket_fraction must be 0")
         if not (self.lr > 0 and 0 <= self.ema_decay < 1 and 0 < self.scheduler_factor < 1):
             raise ValueError("need lr > 0, 0 ≤ ema_decay < 1 and 0 < scheduler_factor < 1")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be ≥ 0, got {self.weight_decay}")
 
 
 @dataclass(frozen=True)

@@ -384,6 +384,10 @@ def batch_of(
     return collate(cache, index, copies, config.receptor_radius, config.receptor_max_neighbors, pockets)
 
 
+VALIDATION_LOSS_COPIES = 4
+"""Noised poses per validation complex for the score stage's validation losses."""
+
+
 def training_batches(
     cache: ComplexCache,
     index: torch.Tensor,
@@ -500,7 +504,9 @@ class ScoreStage:
         """Dock the validation complexes with the EMA network and oracle tokens; also their denoising loss.
 
         Returns ``rmsd_lt2`` (% of poses with RMSD < 2 Å), ``rmsd_median`` (Å) and ``val_loss``,
-        ``val_tr``, ``val_rot``, ``val_tor``, ``val_disp`` (means over complexes); with
+        ``val_tr``, ``val_rot``, ``val_tor``, ``val_disp`` (means over complexes, on
+        :data:`VALIDATION_LOSS_COPIES` noised poses of each, drawn from ``train.seed`` alone: the same times
+        and noise at every validation, so that the losses of two validations compare); with
         ``validation.pocket_jitter`` also ``pocket_rmsd_lt2`` and ``pocket_rmsd_median``: docked again in
         pocket mode (receptor cropped around, and translation prior centred on, a centre within that
         jitter of the ligand).
@@ -517,6 +523,9 @@ class ScoreStage:
         modes = ["blind"] if validation.pocket_jitter is None else ["blind", "pocket"]
         rmsds: dict[str, list[torch.Tensor]] = {mode: [] for mode in modes}
         loss_sums, num_complexes = torch.zeros(len(LOSS_TERMS), device=self.group.device), 0
+        loss_generator = torch.Generator(self.group.device).manual_seed(
+            process_seed(settings.seed, self.group.rank, 3, 0)
+        )
         for chunk in self.val_indices.split(complexes_per_batch):
             for mode in modes:
                 pockets = None
@@ -540,15 +549,15 @@ class ScoreStage:
                     pose_rmsd(pos, batch.crystal_pos, batch.atom_graph, batch.num_graphs).cpu()
                 )
 
-            single = batch_of(cache, chunk, 1, score_config)
+            noised = batch_of(cache, chunk, VALIDATION_LOSS_COPIES, score_config)
             noisy, noise = noise_batch(
-                single,
+                noised,
                 score_config.schedule,
-                generator,
+                loss_generator,
                 time_alpha=settings.time_alpha,
                 time_beta=settings.time_beta,
             )
-            latents = None if latent_source is None else latent_source(single, generator)
+            latents = None if latent_source is None else latent_source(noised, loss_generator)
             losses = score_matching_loss(network(noisy, noise.t, latents), noise, settings.loss_weights)
             loss_sums += len(chunk) * torch.stack([losses[name] for name in LOSS_TERMS])
             num_complexes += len(chunk)
@@ -1055,7 +1064,12 @@ class _Run:
 
     def _optimizer(self) -> tuple[torch.optim.Adam, torch.optim.lr_scheduler.ReduceLROnPlateau]:
         settings = self.settings
-        optimizer = torch.optim.Adam(self.stage.trainable_parameters(), lr=settings.lr)
+        optimizer = torch.optim.Adam(
+            self.stage.trainable_parameters(),
+            lr=settings.lr,
+            weight_decay=settings.weight_decay,
+            decoupled_weight_decay=True,
+        )
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer,
             mode=self.stage.metric_mode,
@@ -1078,6 +1092,8 @@ class _Run:
         self.stage.load_state_dict(payload["stage"])
         self.optimizer, self.scheduler = self._optimizer()  # the trainable set may have changed
         self.optimizer.load_state_dict(payload["optimizer"])
+        for group in self.optimizer.param_groups:  # the config's weight decay, also for older checkpoints
+            group.update(weight_decay=self.settings.weight_decay, decoupled_weight_decay=True)
         self.scheduler.load_state_dict(payload["scheduler"])
         self.order.load_state_dict(payload["data_order"])
         self.step = int(payload["step"])
