@@ -1,6 +1,6 @@
 """Small CPU probes of the score network, quoted in ``benchmarks/results/training_log.md``.
 
-Six probes on the validation cache (``discodock prepare ... --split data/splits/val.txt``), each printing
+Seven probes on the validation cache (``discodock prepare ... --split data/splits/val.txt``), each printing
 one line per report:
 
 * ``overfit``: the no-latent score model trained on the first few complexes (receptors cropped to 8 Å +
@@ -20,6 +20,11 @@ one line per report:
   latents, oracle tokens of its encoder) on the validation complexes and on as many training complexes,
   at t = 0.2, 0.5, 0.8 with the same seeded noise (4 poses per complex). Does the network overfit its
   1,122 training complexes?
+* ``tokens``: a DisCo checkpoint docks every validation complex in pocket mode (receptor cropped around
+  the crystal ligand's centroid, translation prior centred there; 4 poses, 20 steps, same seeds) with
+  tokens from its encoder on the crystal complex (the oracle), from its prior, and with null tokens;
+  per source the mean RMSD (plain, no symmetry correction) and the shares of poses below 2 and 5 Å.
+  What do the tokens buy, and does the prior deliver it?
 * ``cost``: seconds per call, on one thread, of the parts of sampling 8 copies of the first complex with a
   checkpoint: the receptor encoding, one score step, the confidence model and the prior's token draw.
 
@@ -31,6 +36,7 @@ Usage (from the repository root)::
     python benchmarks/cpu_probes.py fits
     python benchmarks/cpu_probes.py sampling --checkpoint checkpoints/nolatent_small
     python benchmarks/cpu_probes.py generalisation --checkpoint checkpoints/disco_small
+    python benchmarks/cpu_probes.py tokens --checkpoint checkpoints/disco_small
 """
 
 from __future__ import annotations
@@ -46,13 +52,14 @@ import torch
 from discodock.data.cache import ComplexCache
 from discodock.diffusion.loss import LOSS_TERMS, LossWeights, score_matching_loss
 from discodock.diffusion.noising import noise_batch, sample_training_pockets
-from discodock.diffusion.sampler import oracle_latents, prior_input_batch, sample_poses
+from discodock.diffusion.sampler import oracle_latents, prior_input_batch, prior_latents, sample_poses
+from discodock.inference.docking import DEFAULT_POCKET_MARGIN
 from discodock.inference.networks import DockingNetworks
 from discodock.model.config import ModelConfig, load_config
 from discodock.model.latent_encoder import LatentEncoder
 from discodock.model.score_model import ScoreModel, ScoreOutput, bond_twists, rigid_rotation
 from discodock.training.checkpoint import load_network
-from discodock.training.trainer import batch_of
+from discodock.training.trainer import batch_of, pose_rmsd
 
 POCKET_MARGIN = 8.0
 """Å added to the ligand's radius for the probes' receptor crops (small graphs, fast on a CPU)."""
@@ -155,14 +162,19 @@ def sampling(cache: ComplexCache, checkpoint: str) -> None:
         )
 
 
+def load_encoder(checkpoint: str, num_tokens: int) -> LatentEncoder:
+    """The latent encoder of a DisCo checkpoint folder, in eval mode."""
+    config, _, state_dict = load_network(Path(checkpoint) / "encoder.pt")
+    encoder = LatentEncoder(ModelConfig.from_dict(config["model"]).encoder, num_tokens)
+    encoder.load_state_dict(state_dict)
+    return encoder.eval()
+
+
 def generalisation(validation: ComplexCache, training: ComplexCache, checkpoint: str) -> None:
     model = DockingNetworks.load(checkpoint, device="cpu").score_model.eval()
     latent_source = None
     if model.config.latent_tokens:
-        config, _, state_dict = load_network(Path(checkpoint) / "encoder.pt")
-        encoder = LatentEncoder(ModelConfig.from_dict(config["model"]).encoder, model.config.latent_tokens)
-        encoder.load_state_dict(state_dict)
-        latent_source = oracle_latents(encoder.eval())
+        latent_source = oracle_latents(load_encoder(checkpoint, model.config.latent_tokens))
     subsets = {"validation": validation, "training": training.subset(list(range(len(validation))))}
     for name, cache in subsets.items():
         cells = []
@@ -181,6 +193,41 @@ def generalisation(validation: ComplexCache, training: ComplexCache, checkpoint:
             cells.append(f"t={t}: " + " / ".join(f"{value:.2f}" for value in sums / graphs))
         print(
             f"{name} ({len(cache)} complexes) {' / '.join(LOSS_TERMS[1:])}  " + "   ".join(cells), flush=True
+        )
+
+
+def tokens(cache: ComplexCache, checkpoint: str) -> None:
+    networks = DockingNetworks.load(checkpoint, device="cpu")
+    model, prior = networks.score_model.eval(), networks.prior
+    if not model.config.latent_tokens or prior is None:
+        raise SystemExit(f"{checkpoint}: the tokens probe needs a DisCo checkpoint with a prior")
+    sources = {
+        "oracle": oracle_latents(load_encoder(checkpoint, model.config.latent_tokens)),
+        "prior": prior_latents(prior.eval()),
+        "null": None,
+    }
+    for name, source in sources.items():
+        generator = torch.Generator().manual_seed(0)
+        rmsds = []
+        for chunk in torch.arange(len(cache)).split(16):
+            graphs = chunk.repeat_interleave(4)
+            pockets = sample_training_pockets(cache, graphs, 1.0, 0.0, DEFAULT_POCKET_MARGIN)
+            batch = batch_of(cache, chunk, 4, model.config, pockets)
+            with torch.no_grad():
+                pos = sample_poses(
+                    model.for_receptors(batch),
+                    batch,
+                    model.config.schedule,
+                    latent_source=source,
+                    prior_center=pockets[:, :3],
+                    generator=generator,
+                )
+            rmsds.append(pose_rmsd(pos, batch.crystal_pos, batch.atom_graph, batch.num_graphs))
+        rmsd = torch.cat(rmsds)
+        print(
+            f"{name} tokens: {len(rmsd)} poses, mean RMSD {rmsd.mean():.2f} Å, median {rmsd.median():.2f} Å, "
+            f"< 2 Å {100 * (rmsd < 2).double().mean():.1f} %, < 5 Å {100 * (rmsd < 5).double().mean():.1f} %",
+            flush=True,
         )
 
 
@@ -218,7 +265,7 @@ def cost(cache: ComplexCache, checkpoint: str) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "probe", choices=("overfit", "rotation", "fits", "sampling", "generalisation", "cost")
+        "probe", choices=("overfit", "rotation", "fits", "sampling", "generalisation", "tokens", "cost")
     )
     parser.add_argument("--cache", default="cache/val.cache.pt", help="Validation cache.")
     parser.add_argument(
@@ -228,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--checkpoint",
         default="checkpoints/disco_small",
-        help="Checkpoint folder (cost, sampling, generalisation).",
+        help="Checkpoint folder (cost, sampling, generalisation, tokens).",
     )
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--complexes", type=int, default=4, help="Complexes (overfit).")
@@ -239,6 +286,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         cost(cache, args.checkpoint)
     elif args.probe == "generalisation":
         generalisation(cache, ComplexCache.load(args.train_cache), args.checkpoint)
+    elif args.probe == "tokens":
+        tokens(cache, args.checkpoint)
     elif args.probe == "sampling":
         sampling(cache, args.checkpoint)
     elif args.probe == "fits":

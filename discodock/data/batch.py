@@ -1,10 +1,11 @@
 """A batch of many complexes, each in one or more pose copies, for one forward pass.
 
 A *graph* of the batch is one pose copy of one complex: its ligand atoms and its own copy of the
-receptor residues (receptor node features depend on time, latents and the ligand's pose, so each copy
-needs its own). Node tensors of all graphs are concatenated; ``*_graph`` tensors say which graph each
-row belongs to (sorted, 0..B−1). Index tensors (bonds, receptor edges, torsions) use **global** row
-numbers into the concatenated node tensors.
+receptor residues (cross edges and the centroid head work graph by graph). What does not depend on the
+pose, such as the score model's receptor encoding, can be computed on a one-copy batch and copied to
+the graphs with :func:`copied_rows`. Node tensors of all graphs are concatenated; ``*_graph`` tensors
+say which graph each row belongs to (sorted, 0..B−1). Index tensors (bonds, receptor edges, torsions)
+use **global** row numbers into the concatenated node tensors.
 
 Shapes: ``B`` graphs, ``R`` residues, ``A`` ligand atoms, ``Eb`` directed bonds, ``Er`` receptor edges,
 ``T`` torsions (all summed over the batch).
