@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import torch
 
-from discodock.data.batch import collate, copied_rows
+from discodock.data.batch import ComplexBatch, collate, copied_rows
 from discodock.data.cache import ComplexCache
 from discodock.diffusion.loss import LOSS_TERMS, score_matching_loss
 from discodock.diffusion.noising import noise_batch
@@ -501,5 +501,26 @@ def test_weight_decay_shrinks_every_weight_by_lr_times_decay_per_step(
             value = start[name][key]
             difference = runs[0.0][name][key] - runs[decay][name][key]
             torch.testing.assert_close(difference, lr * decay * value, atol=1e-6, rtol=1e-4)
-    with pytest.raises(ValueError, match="weight_decay"):
+    with pytest.raises(ValueError, match="weight_decay and residue_noise"):
         TrainConfig(train_cache="x", weight_decay=-1.0)
+
+
+def test_residue_noise_moves_every_residue_alike_in_all_copies(cache_path: Path, tmp_path: Path) -> None:
+    cache = ComplexCache.load(cache_path)
+    index = torch.tensor([0, 1, 1, 0] * 8)
+    experiment = tiny_experiment(cache_path, tmp_path, noise_copies=3, pocket_fraction=0.5, residue_noise=0.5)
+    settings, config = experiment.train, experiment.model.score
+
+    def batches(residue_noise: float) -> tuple[ComplexBatch, ComplexBatch]:
+        chosen = dataclasses.replace(settings, residue_noise=residue_noise)
+        return training_batches(cache, index, chosen, config, torch.Generator().manual_seed(7))
+
+    clean_poses, clean = batches(0.0)
+    poses, complexes = batches(0.5)
+    shift = complexes.residue_pos - clean.residue_pos
+    assert abs(float(shift.std()) - 0.5) < 0.05 and abs(float(shift.mean())) < 0.05
+    copy_of = torch.arange(len(index)).repeat_interleave(3)
+    rows = copied_rows(complexes.residue_graph, len(index), copy_of)
+    assert torch.equal(poses.residue_pos, complexes.residue_pos[rows])
+    assert torch.equal(poses.residue_graph, clean_poses.residue_graph)
+    assert torch.equal(poses.receptor_edges, clean_poses.receptor_edges)

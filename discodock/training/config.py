@@ -127,6 +127,10 @@ class TrainConfig:
         computed once, so a step costs far less than ``noise_copies`` one-copy steps of the same graphs:
         the rotation and torsion targets get more noise draws per complex and per GPU-second. A step
         has ``batch_size · noise_copies`` graphs.
+    residue_noise
+        Å; standard deviation of the Gaussian noise added to every residue's C-alpha position in training
+        batches (the same for all pose copies of a complex), an augmentation against memorising the
+        receptors of a small training set (0: none).
     pocket_fraction
         Share of the training complexes docked in pocket mode: receptor cropped around a centre near the
         ligand (:func:`~discodock.diffusion.noising.sample_training_pockets`), so that ``--pocket-center``
@@ -169,6 +173,7 @@ class TrainConfig:
     checkpoint_dir: str = "runs/checkpoints"
     allow_tf32: bool = True
     noise_copies: int = 1
+    residue_noise: float = 0.0
     pocket_fraction: float = 0.0
     pocket_jitter: float = 2.0
     pocket_margin: float = 20.0
@@ -200,8 +205,8 @@ class TrainConfig:
             raise ValueError("the prior stage trains on whole receptors: pocket_fraction must be 0")
         if not (self.lr > 0 and 0 <= self.ema_decay < 1 and 0 < self.scheduler_factor < 1):
             raise ValueError("need lr > 0, 0 ≤ ema_decay < 1 and 0 < scheduler_factor < 1")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be ≥ 0, got {self.weight_decay}")
+        if self.weight_decay < 0 or self.residue_noise < 0:
+            raise ValueError("weight_decay and residue_noise must be ≥ 0")
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ uninterrupted one would have (bitwise on the CPU).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -400,7 +401,8 @@ def training_batches(
     A share ``settings.pocket_fraction`` of the complexes is cropped to a training pocket
     (:func:`~discodock.diffusion.noising.sample_training_pockets`); ``complexes`` has one copy of each,
     ``poses`` ``settings.noise_copies`` consecutive copies with the same crop (``complexes`` itself for
-    one copy).
+    one copy). With ``settings.residue_noise`` = σ > 0 every residue position moves by ``N(0, σ² I)``,
+    the same in all copies of a complex (the receptor graph stays that of the deposited positions).
     """
     pockets = None
     if settings.pocket_fraction > 0:
@@ -408,11 +410,24 @@ def training_batches(
             cache, index, settings.pocket_fraction, settings.pocket_jitter, settings.pocket_margin, generator
         )
     complexes = batch_of(cache, index, 1, config, pockets)
+    if settings.residue_noise > 0:
+        shift = torch.randn(
+            complexes.residue_pos.shape,
+            generator=generator,
+            device=complexes.device,
+            dtype=complexes.residue_pos.dtype,
+        )
+        complexes = dataclasses.replace(
+            complexes, residue_pos=complexes.residue_pos + settings.residue_noise * shift
+        )
     copies = settings.noise_copies
     if copies == 1:
         return complexes, complexes
     copied_pockets = None if pockets is None else pockets.repeat_interleave(copies, dim=0)
-    return batch_of(cache, index, copies, config, copied_pockets), complexes
+    poses = batch_of(cache, index, copies, config, copied_pockets)
+    copy_of = torch.arange(len(index), device=poses.device).repeat_interleave(copies)
+    rows = copied_rows(complexes.residue_graph, len(index), copy_of)
+    return dataclasses.replace(poses, residue_pos=complexes.residue_pos[rows]), complexes
 
 
 def pose_rmsd(
