@@ -32,6 +32,7 @@ from discodock.training.checkpoint import (
     load_weights,
     save_network_folder,
     save_weights,
+    training_state_file,
 )
 from discodock.training.config import ExperimentConfig, TrainConfig, ValidationConfig, load_experiment
 from discodock.training.trainer import (
@@ -524,3 +525,40 @@ def test_residue_noise_moves_every_residue_alike_in_all_copies(cache_path: Path,
     assert torch.equal(poses.residue_pos, complexes.residue_pos[rows])
     assert torch.equal(poses.residue_graph, clean_poses.residue_graph)
     assert torch.equal(poses.receptor_edges, clean_poses.receptor_edges)
+
+
+@pytest.mark.parametrize("stage", ["prior", "score"])
+def test_a_warm_start_keeps_the_best_metric_only_where_the_targets_cannot_have_changed(
+    cache_path: Path, tmp_path: Path, stage: str
+) -> None:
+    """The prior's targets come from the score stage's encoder, which may be newer than the prior's last
+    run: its warm start forgets the best validation cross-entropy. The score stage's keeps it."""
+    validation = ValidationConfig(every_steps=1, complexes=2, samples=1, inference_steps=2)
+    base = (
+        prior_experiment(cache_path, tmp_path) if stage == "prior" else tiny_experiment(cache_path, tmp_path)
+    )
+
+    def experiment(out: str, steps: int) -> ExperimentConfig:
+        settings = dataclasses.replace(
+            base.train,
+            batch_size=2,
+            max_steps=steps,
+            val_cache=str(cache_path),
+            validation=validation,
+            log_path=str(tmp_path / out / "train.jsonl"),
+            checkpoint_dir=str(tmp_path / out),
+        )
+        return dataclasses.replace(base, train=settings)
+
+    first = quiet_train(experiment("first", 1))
+    folder = Path(first.checkpoint).parent / "networks"
+    state_file = folder / training_state_file(stage)
+    state = json.loads(state_file.read_text())
+    unbeatable = -1.0 if stage == "prior" else 101.0  # a cross-entropy below 0, a success rate above 100 %
+    state_file.write_text(json.dumps({**state, "best_metric": unbeatable}))
+    with contextlib.redirect_stdout(io.StringIO()):
+        train(experiment("warm", 2), device="cpu", init_from=folder)
+    metric = "val_ce" if stage == "prior" else "rmsd_lt2"
+    record = log_records(tmp_path / "warm", "validation")[-1]
+    expected = record[metric] if stage == "prior" else unbeatable
+    assert record[f"best_{metric}"] == expected

@@ -325,10 +325,14 @@ class TrainingStage(Protocol):
     metric, metric_mode
         Validation metric that selects ``best_weights.pt`` and drives the learning-rate scheduler
         (its best-so-far value), and whether higher (``"max"``) or lower (``"min"``) is better.
+    warm_start_keeps_best
+        Whether a warm start (``--init-from``) continues the best-so-far metric of the networks it
+        starts from; ``False`` where the validation targets may have changed since.
     """
 
     metric: str
     metric_mode: str
+    warm_start_keeps_best: bool
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         """Parameters the optimiser updates now."""
@@ -446,6 +450,7 @@ class ScoreStage:
 
     metric = "rmsd_lt2"
     metric_mode = "max"
+    warm_start_keeps_best = True
 
     def __init__(
         self,
@@ -641,6 +646,7 @@ class PriorStage:
 
     metric = "val_ce"
     metric_mode = "min"
+    warm_start_keeps_best = False  # its targets: the encoder of score_weights, which may be newer
 
     def __init__(
         self,
@@ -836,6 +842,7 @@ class ConfidenceStage:
 
     metric = "val_auroc"
     metric_mode = "max"
+    warm_start_keeps_best = True
 
     def __init__(
         self,
@@ -1237,7 +1244,7 @@ class _Run:
         self.stage.load_networks(state_dicts, int(state["steps"]))
         self.step = int(state["steps"])
         self.order.consumed = round(float(state["epochs"]) * self.order.size)
-        self.best_metric = state.get("best_metric")
+        self.best_metric = state.get("best_metric") if self.stage.warm_start_keeps_best else None
 
     def run(self, resume: str | Path | None, init_from: str | Path | None = None) -> TrainingSummary:
         settings = self.settings
