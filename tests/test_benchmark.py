@@ -23,7 +23,14 @@ from rdkit.Chem import rdMolAlign
 
 from discodock import DockingModel
 from discodock.benchmark.complexes import BenchmarkSet, MethodRun, load_benchmark_set, seeded_subset
-from discodock.benchmark.report import PUBLISHED_ANCHORS, read_run_poses, write_report
+from discodock.benchmark.report import (
+    POSEBUSTERS_RECEPTOR_MARGIN,
+    PUBLISHED_ANCHORS,
+    posebusters_failures,
+    read_run_poses,
+    receptor_near_pose,
+    write_report,
+)
 from discodock.benchmark.run import BenchmarkSettings, settings_record
 from discodock.cli import main
 from discodock.inference.docking import SamplingOptions
@@ -361,3 +368,42 @@ def test_posebusters_on_the_subset_only_reports_validity_on_that_set_alone(
     with open(tmp_path / "complexes.csv", newline="") as table:
         rows = {row["complex"]: row for row in csv.DictReader(table)}
     assert rows["1a46"]["top1_pb_valid"] == "" and rows["1a0q"]["top1_pb_valid"] == "True"
+
+
+def test_posebusters_sees_whole_residues_near_the_pose_and_the_whole_receptor_for_a_distant_pose(
+    cli_run: tuple[Path, dict],
+) -> None:
+    out, _ = cli_run
+    receptor = out / "receptors" / "1a46.pdb"
+    pose = crystal("1a46")
+    ligand = pose.GetConformer().GetPositions()
+    atoms = [line for line in receptor.read_text().splitlines() if line.startswith(("ATOM", "HETATM"))]
+
+    def residue_atoms(lines: list[str]) -> dict[str, list[np.ndarray]]:
+        residues: dict[str, list[np.ndarray]] = {}
+        for line in lines:
+            xyz = np.array([float(line[30:38]), float(line[38:46]), float(line[46:54])])
+            residues.setdefault(line[17:27], []).append(xyz)
+        return residues
+
+    everything = residue_atoms(atoms)
+    kept_lines = [line for line in receptor_near_pose(receptor, pose).splitlines() if line.startswith("ATOM")]
+    kept = residue_atoms(kept_lines)
+    assert 0 < len(kept) < len(everything)
+    for key, xyz in everything.items():
+        closest = min(np.linalg.norm(ligand - position, axis=1).min() for position in xyz)
+        assert (key in kept) == (closest <= POSEBUSTERS_RECEPTOR_MARGIN)
+        if key in kept:
+            assert len(kept[key]) == len(xyz)  # whole residues
+
+    far = Chem.Mol(pose)
+    conformer = far.GetConformer()
+    for index, position in enumerate(ligand):
+        conformer.SetAtomPosition(index, (position + 1000.0).tolist())
+    assert receptor_near_pose(receptor, far) == receptor.read_text().rstrip("\n") + "\n"
+    buster = PoseBusters(config="dock")
+    whole = buster.bust(pose, None, str(receptor)).iloc[0]
+    failed_whole = {
+        str(name) for name, passed in whole.items() if not (isinstance(passed, bool | np.bool_) and passed)
+    }
+    assert set(posebusters_failures(buster, pose, receptor)) == failed_whole
