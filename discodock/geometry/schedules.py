@@ -74,8 +74,8 @@ class NoiseSchedule:
         ``ρ² = r_g² · m / (1 + m/2)`` with ``m = 4σ_rot(t)² + σ_tor(t)²``. A rotation vector of
         IGSO(3)(ε) has variance ``2ε²`` per axis, so it moves an atom at distance ``r`` from the centroid
         by ``E|δ × r|² = 4ε² r²``; a twist of ``σ_tor`` moves it by about ``σ_tor r``. At large noise the
-        mean square displacement saturates at ``2 r_g²``, that of a uniformly random rotation. On the
-        validation ligands this is within 25 % of the measured mean square displacement at every ``t``.
+        mean square displacement saturates at ``2 r_g²``, that of a uniformly random rotation
+        (``tests/test_noising.py`` checks it against the measured one at several ``t``).
         """
         rotation, torsion = self.rot.sigma(t), self.tor.sigma(t)
         spread = 4 * rotation.square() + torsion.square()
