@@ -24,7 +24,9 @@ one line per report:
   the crystal ligand's centroid, translation prior centred there; 4 poses, 20 steps, same seeds) with
   tokens from its encoder on the crystal complex (the oracle), from its prior, and with null tokens;
   per source the mean RMSD (plain, no symmetry correction) and the shares of poses below 2 and 5 Å.
-  What do the tokens buy, and does the prior deliver it?
+  What do the tokens buy, and does the prior deliver it? A no-latent checkpoint docks with no tokens
+  only; with ``--cache cache/train.cache.pt --first 59`` the probe docks training complexes: does sampling
+  find the poses that the network has memorised?
 * ``cost``: seconds per call, on one thread, of the parts of sampling 8 copies of the first complex with a
   checkpoint: the receptor encoding, one score step, the confidence model and the prior's token draw.
 
@@ -37,6 +39,8 @@ Usage (from the repository root)::
     python benchmarks/cpu_probes.py sampling --checkpoint checkpoints/nolatent_small
     python benchmarks/cpu_probes.py generalisation --checkpoint checkpoints/disco_small
     python benchmarks/cpu_probes.py tokens --checkpoint checkpoints/disco_small
+    python benchmarks/cpu_probes.py tokens --checkpoint checkpoints/nolatent_small \
+        --cache cache/train.cache.pt --first 59
 """
 
 from __future__ import annotations
@@ -52,7 +56,13 @@ import torch
 from discodock.data.cache import ComplexCache
 from discodock.diffusion.loss import LOSS_TERMS, LossWeights, score_matching_loss
 from discodock.diffusion.noising import noise_batch, sample_training_pockets
-from discodock.diffusion.sampler import oracle_latents, prior_input_batch, prior_latents, sample_poses
+from discodock.diffusion.sampler import (
+    LatentSource,
+    oracle_latents,
+    prior_input_batch,
+    prior_latents,
+    sample_poses,
+)
 from discodock.inference.docking import DEFAULT_POCKET_MARGIN
 from discodock.inference.networks import DockingNetworks
 from discodock.model.config import ModelConfig, load_config
@@ -199,13 +209,13 @@ def generalisation(validation: ComplexCache, training: ComplexCache, checkpoint:
 def tokens(cache: ComplexCache, checkpoint: str) -> None:
     networks = DockingNetworks.load(checkpoint, device="cpu")
     model, prior = networks.score_model.eval(), networks.prior
-    if not model.config.latent_tokens or prior is None:
-        raise SystemExit(f"{checkpoint}: the tokens probe needs a DisCo checkpoint with a prior")
-    sources = {
-        "oracle": oracle_latents(load_encoder(checkpoint, model.config.latent_tokens)),
-        "prior": prior_latents(prior.eval()),
-        "null": None,
-    }
+    sources: dict[str, LatentSource | None] = {"null": None}
+    if model.config.latent_tokens and prior is not None:
+        sources = {
+            "oracle": oracle_latents(load_encoder(checkpoint, model.config.latent_tokens)),
+            "prior": prior_latents(prior.eval()),
+            "null": None,
+        }
     for name, source in sources.items():
         generator = torch.Generator().manual_seed(0)
         rmsds = []
@@ -280,8 +290,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--complexes", type=int, default=4, help="Complexes (overfit).")
     parser.add_argument("--t", type=float, default=0.5, help="Diffusion time (rotation).")
+    parser.add_argument(
+        "--first", type=int, default=None, help="Only the first N complexes of --cache (tokens)."
+    )
     args = parser.parse_args(argv)
     cache = ComplexCache.load(args.cache)
+    if args.first is not None:
+        cache = cache.subset(list(range(min(args.first, len(cache)))))
     if args.probe == "cost":
         cost(cache, args.checkpoint)
     elif args.probe == "generalisation":

@@ -105,12 +105,20 @@ def prepare(
     help="Network folder to warm-start from (e.g. checkpoints/disco_small) instead of --resume.",
 )
 @click.option("--max-wall-minutes", type=float, help="Override the config's time budget of this run.")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override one config value, e.g. --set train.weight_decay=0.05 (repeatable).",
+)
 def train(
     config_path: Path,
     resume: Path | None,
     init_from: Path | None,
     device: str | None,
     max_wall_minutes: float | None,
+    overrides: tuple[str, ...],
 ) -> None:
     """Train a stage (score, prior or confidence) of an experiment; runs under torchrun for several GPUs."""
     import dataclasses
@@ -124,7 +132,7 @@ def train(
         raise InputError(resume, "checkpoint not found")
     if init_from is not None and not init_from.is_dir():
         raise InputError(init_from, "network folder not found")
-    experiment = load_experiment(config_path)
+    experiment = load_experiment(config_path, overrides)
     if max_wall_minutes is not None:
         budget = dataclasses.replace(experiment.train, max_wall_minutes=max_wall_minutes)
         experiment = dataclasses.replace(experiment, train=budget)

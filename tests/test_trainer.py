@@ -20,6 +20,7 @@ from discodock.data.cache import ComplexCache
 from discodock.diffusion.loss import LOSS_TERMS, score_matching_loss
 from discodock.diffusion.noising import noise_batch
 from discodock.diffusion.sampler import prior_input_batch
+from discodock.errors import InputError
 from discodock.model.confidence import ConfidenceModel
 from discodock.model.config import ModelConfig, load_config
 from discodock.model.latent_encoder import LatentEncoder
@@ -115,6 +116,44 @@ def test_experiment_files_load() -> None:
         experiment = load_experiment(REPO / "configs" / name)
         assert experiment.train.stage == "score"
     assert load_experiment(REPO / "configs" / "train_small_nolatent.yaml").model.score.latent_tokens == 0
+
+
+def test_overrides_set_nested_values_and_name_bad_ones() -> None:
+    path = REPO / "configs" / "train_small.yaml"
+    plain = load_experiment(path)
+    changed = load_experiment(
+        path,
+        [
+            "train.weight_decay=0.05",
+            "model.score.dropout=0.25",
+            "train.checkpoint_dir=runs/arm",
+            "train.seed=7",
+        ],
+    )
+    assert (changed.train.weight_decay, changed.model.score.dropout) == (0.05, 0.25)
+    assert (changed.train.checkpoint_dir, changed.train.seed) == ("runs/arm", 7)
+    assert (
+        dataclasses.replace(
+            changed,
+            train=dataclasses.replace(
+                changed.train, weight_decay=0.0, checkpoint_dir=plain.train.checkpoint_dir, seed=0
+            ),
+            model=dataclasses.replace(
+                changed.model,
+                score=dataclasses.replace(changed.model.score, dropout=plain.model.score.dropout),
+            ),
+        )
+        == plain
+    )
+    for bad, message in (
+        ("train.weight_decay", "expected dotted.key=value"),
+        ("train..seed=1", "expected dotted.key=value"),
+        ("train.seed.value=1", "train.seed is not a mapping"),
+        ("train.no_such_key=1", "unknown key"),
+        ("train.weight_decay=-1", "must be ≥ 0"),
+    ):
+        with pytest.raises(InputError, match=message):
+            load_experiment(path, [bad])
 
 
 def test_tiny_model_cuts_its_loss(cache_path: Path, tmp_path: Path) -> None:
@@ -326,8 +365,10 @@ def test_confidence_stage_learns_to_tell_poses_within_2_angstrom(cache_path: Pat
     assert 0.0 <= metrics["val_random_pick_success"] <= metrics["val_best_pick_success"] <= 100.0
     assert 0.0 <= metrics["val_top1_success"] <= metrics["val_best_pick_success"]
     assert summary.best_metric == metrics["val_auroc"]
-    assert (tmp_path / "best_weights.pt").is_file()
     assert set(load_weights(tmp_path / "networks")[1]) == {"confidence"}
+    best = load_training_state(tmp_path / "best_networks", "confidence")
+    assert best["best_metric"] == summary.best_metric == best["last_validation"]["val_auroc"]
+    assert set(load_weights(tmp_path / "best_networks")[1]) == {"confidence"}
 
 
 def test_exported_confidence_weights_give_identical_logits(cache_path: Path, tmp_path: Path) -> None:

@@ -9,12 +9,15 @@
 #   JOB0="configs/train_small.yaml checkpoints/disco_small 6.5" \
 #   JOB1="configs/train_small_nolatent.yaml - 9" \
 #   bash benchmarks/gpu/train_parallel.sh
-# JOBi = "CONFIG INIT_FROM MINUTES" runs on GPU i (INIT_FROM "-": from scratch; a network folder such as
+# JOBi = "CONFIG INIT_FROM MINUTES [KEY=VALUE ...]" runs on GPU i (INIT_FROM "-": from scratch; a network folder such as
 # checkpoints/disco_small: warm start; a last.pt: exact resume; "A|B": the first of A, B that exists, e.g.
-# runs/small/last.pt left on a still-warm machine by the previous call, else a carried folder); several jobs separated by ";" run one after the other on that GPU
+# runs/small/last.pt left on a still-warm machine by the previous call, else a carried folder; KEY=VALUE:
+# `discodock train --set` overrides, e.g. train.weight_decay=0.05 train.checkpoint_dir=runs/a
+# train.log_path=runs/a/train.jsonl for an A/B arm); several jobs separated by ";" run one after the other on that GPU
 # (e.g. the score stage, then the prior on the networks it wrote). A config with `compile_tensor_products: true` that fails to
 # start is run again eagerly. Results in $OUT: train_throughput.{json,md} and, per job, <run>.tgz.part-*
-# (the run folder's networks/, train.jsonl and run.log, split into pieces the device tool returns).
+# (the run folder's networks/, best_networks/, train.jsonl and run.log, split into pieces the device tool
+# returns).
 # DEADLINE_MINUTES caps job 0's training so that it ends that long after the start despite the table.
 #   cat <run>.tgz.part-* | tar xz   # then copy networks/* into checkpoints/<model>/
 set -uo pipefail
@@ -22,15 +25,20 @@ export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 NGPU=$(python3 -c 'import torch; print(torch.cuda.device_count())')
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 
-run_dir() {  # checkpoint_dir of a training config
-    python3 -c "from discodock.training.config import load_experiment as l; print(l('$1').train.checkpoint_dir)"
+run_dir() {  # CONFIG [KEY=VALUE ...]: checkpoint_dir of a training config with its overrides
+    python3 -c "import sys; from discodock.training.config import load_experiment as l
+print(l(sys.argv[1], sys.argv[2:]).train.checkpoint_dir)" "$@"
 }
 
-train_job() {  # GPU CONFIG INIT_FROM MINUTES
-    local gpu=$1 config=$2 init=$3 minutes=$4 dir
-    dir=$(run_dir "$config")
+train_job() {  # GPU CONFIG INIT_FROM MINUTES [KEY=VALUE ...]
+    local gpu=$1 config=$2 init=$3 minutes=$4 dir override
+    shift 4
+    dir=$(run_dir "$config" "$@")
     mkdir -p "$dir"
     local args=(-m discodock train --config "$config" --max-wall-minutes "$minutes" --device cuda)
+    for override in "$@"; do
+        args+=(--set "$override")
+    done
     if [ "$init" != "-" ]; then
         local found="" choice
         IFS='|' read -ra choices <<<"$init"
@@ -52,23 +60,25 @@ train_job() {  # GPU CONFIG INIT_FROM MINUTES
         echo "GPU $gpu: $config failed to start compiled; running it eagerly" | tee -a "$dir/run.log"
         local eager=${config%.yaml}_eager.yaml
         sed 's/compile_tensor_products: true/compile_tensor_products: false/' "$config" >"$eager"
-        args[3]=$eager
+        args[4]=$eager
         CUDA_VISIBLE_DEVICES=$gpu python3 "${args[@]}" >>"$dir/run.log" 2>&1
     fi
     grep -v '"event": "train"\|"event": "start"\|"event": "checkpoint"' "$dir/run.log" | tail -n 12 | sed "s/^/[GPU $gpu] /"
     local name
     name=$(basename "$dir")
-    tar czf - -C "$dir" networks train.jsonl run.log | split -b 15m - "$OUT/$name.tgz.part-"
+    local best=()
+    [ -d "$dir/best_networks" ] && best=(best_networks)
+    tar czf - -C "$dir" networks "${best[@]}" train.jsonl run.log | split -b 15m - "$OUT/$name.tgz.part-"
 }
 
 if [ "${THROUGHPUT:-0}" = 1 ]; then
     JOB0_DELAY=1
 fi
 gpu_jobs() {  # GPU JOBS: the ";"-separated jobs of one GPU, in order
-    local gpu=$1 job config init minutes
+    local gpu=$1 job config init minutes overrides
     IFS=';' read -ra jobs <<<"$2"
     for job in "${jobs[@]}"; do
-        read -r config init minutes <<<"$job"
+        read -r config init minutes overrides <<<"$job"
         if [ "$gpu" = 0 ] && [ -n "${JOB0_DELAY:-}" ] && [ "$job" = "${jobs[0]}" ]; then
             CUDA_VISIBLE_DEVICES=0 python3 benchmarks/train_throughput.py --cache cache/train.cache.pt \
                 --config "$config" --devices cuda --modes eager compiled --batch-sizes ${BATCH_SIZES:-48 64} \
@@ -78,7 +88,8 @@ gpu_jobs() {  # GPU JOBS: the ";"-separated jobs of one GPU, in order
                 minutes=$(python3 -c "print(round(min($minutes, $DEADLINE_MINUTES - $SECONDS / 60 - 0.7), 2))")
             fi
         fi
-        train_job "$gpu" "$config" "$init" "$minutes"
+        # shellcheck disable=SC2086  # the overrides are separate words
+        train_job "$gpu" "$config" "$init" "$minutes" $overrides
     done
 }
 

@@ -5,7 +5,7 @@ Two kinds of file are written during training:
 * a **resume checkpoint** (``last.pt``): everything needed to continue a run exactly as if it had never
   stopped (networks, EMA, optimiser, scheduler, step, data order, and the random-number generators
   of every process);
-* a **weights file** (``weights.pt``, ``best_weights.pt``): the experiment's model config and fp32
+* a **weights file** (``weights.pt``): the experiment's model config and fp32
   state dicts of the networks, without optimiser state, for inference and for the next stage;
 * a **network folder** (e.g. ``checkpoints/disco_small/`` in the repository): the same networks, one file
   each (``<name>.pt``, small enough to commit), and the training state of each stage (stage, steps,

@@ -12,12 +12,15 @@ An experiment is one YAML file with two sections::
 ``model`` is a :class:`~discodock.model.config.ModelConfig`, ``train`` a :class:`TrainConfig`; both are
 read by the generic :func:`~discodock.model.config.dataclass_from_dict` (omitted keys keep their
 defaults, unknown keys are errors). Relative paths inside ``train`` are taken as given (relative to
-the working directory).
+the working directory). Single values can be overridden without editing the file
+(:func:`apply_overrides`, ``discodock train --set train.weight_decay=0.05``).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,7 +121,8 @@ class TrainConfig:
     log_path
         JSON-lines log file (appended to).
     checkpoint_dir
-        Folder of ``last.pt`` (resume), ``weights.pt`` and ``best_weights.pt``.
+        Folder of ``last.pt`` (resume), ``weights.pt``, ``networks/`` (the last weights) and
+        ``best_networks/`` (those of the best validation so far).
     allow_tf32
         Allow TF32 matrix products on CUDA (faster, slightly less precise).
     noise_copies
@@ -235,15 +239,43 @@ def experiment_from_dict(data: dict[str, Any]) -> ExperimentConfig:
     return dataclass_from_dict(ExperimentConfig, data)
 
 
-def load_experiment(path: str | Path) -> ExperimentConfig:
-    """Read an experiment YAML file (see the module docstring).
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """``data`` with each ``"dotted.key=value"`` of ``overrides`` set, the value read as YAML.
 
-    ``model`` may name a model config file, relative to the experiment file's folder.
+    E.g. ``train.weight_decay=0.05``, ``model.score.dropout=0.2``, ``train.checkpoint_dir=runs/a``.
+    Intermediate mappings are created when missing; ``data`` itself is not changed.
+
+    Raises
+    ------
+    ValueError
+        On an override without ``=`` or with an empty key part, or one that descends into a value that
+        is not a mapping.
+    """
+    result = copy.deepcopy(data)
+    for override in overrides:
+        key, separator, text = override.partition("=")
+        parts = key.strip().split(".")
+        if not separator or not all(parts):
+            raise ValueError(f"override {override!r}: expected dotted.key=value")
+        node = result
+        for depth, part in enumerate(parts[:-1]):
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"override {override!r}: {'.'.join(parts[: depth + 1])} is not a mapping")
+        node[parts[-1]] = yaml.safe_load(text)
+    return result
+
+
+def load_experiment(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
+    """Read an experiment YAML file (see the module docstring), with ``overrides`` applied.
+
+    ``model`` may name a model config file, relative to the experiment file's folder; it is read before
+    the overrides (:func:`apply_overrides`) are applied.
 
     Raises
     ------
     InputError
-        If a file is missing or not valid YAML, or the config is invalid.
+        If a file is missing or not valid YAML, or the config or an override is invalid.
     """
     path = Path(path)
     data = _read_yaml(path)
@@ -253,9 +285,9 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
         model_path = path.parent / data["model"]
         data = {**data, "model": _read_yaml(model_path) or {}}
     try:
-        return experiment_from_dict(data)
-    except ValueError as error:
-        raise InputError(path, str(error)) from None
+        return experiment_from_dict(apply_overrides(data, overrides))
+    except (ValueError, yaml.YAMLError) as error:
+        raise InputError(path, str(error).replace("\n", " ")) from None
 
 
 def _read_yaml(path: Path) -> Any:

@@ -323,7 +323,7 @@ class TrainingStage(Protocol):
     Attributes
     ----------
     metric, metric_mode
-        Validation metric that selects ``best_weights.pt`` and drives the learning-rate scheduler
+        Validation metric that selects ``best_networks/`` and drives the learning-rate scheduler
         (its best-so-far value), and whether higher (``"max"``) or lower (``"min"``) is better.
     warm_start_keeps_best
         Whether a warm start (``--init-from``) continues the best-so-far metric of the networks it
@@ -1077,7 +1077,7 @@ class _Run:
         checkpoint_dir = Path(settings.checkpoint_dir)
         self.checkpoint_path = checkpoint_dir / "last.pt"
         self.weights_path = checkpoint_dir / "weights.pt"
-        self.best_weights_path = checkpoint_dir / "best_weights.pt"
+        self.best_networks_path = checkpoint_dir / "best_networks"
         self.networks_path = checkpoint_dir / "networks"
         self.log = JsonLinesLog(settings.log_path, group.is_main)
         self.step_seconds = 0.0
@@ -1151,16 +1151,19 @@ class _Run:
             }
             save_atomic(payload, self.checkpoint_path)
             save_weights(self.weights_path, config, self.stage.export())
-            training_state = {
-                "stage": self.settings.stage,
-                "steps": self.step,
-                "epochs": self.order.epochs,
-                "best_metric": self.best_metric,
-                "last_validation": self.last_validation,
-            }
-            save_network_folder(self.networks_path, config, self.stage.export(), training_state)
+            save_network_folder(self.networks_path, config, self.stage.export(), self._training_state())
             self.log.write({"event": "checkpoint", "step": self.step, "path": str(self.checkpoint_path)})
         self.checkpoint_seconds = time.perf_counter() - begun
+
+    def _training_state(self) -> dict[str, Any]:
+        """The training state written beside the networks (:func:`save_network_folder`)."""
+        return {
+            "stage": self.settings.stage,
+            "steps": self.step,
+            "epochs": self.order.epochs,
+            "best_metric": self.best_metric,
+            "last_validation": self.last_validation,
+        }
 
     # ---- loop
 
@@ -1220,10 +1223,15 @@ class _Run:
         )
         if better:
             self.best_metric = value
-            if self.group.is_main:
-                save_weights(self.best_weights_path, self.experiment.to_dict(), self.stage.export())
         self.scheduler.step(self.best_metric)
         self.last_validation = metrics
+        if better and self.group.is_main:
+            save_network_folder(
+                self.best_networks_path,
+                self.experiment.to_dict(),
+                self.stage.export(),
+                self._training_state(),
+            )
         self.validation_seconds = time.perf_counter() - begun
         self.log.write(
             {
