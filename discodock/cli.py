@@ -36,10 +36,11 @@ steps_option = click.option(
 device_option = click.option("--device", help="cuda, cuda:1 or cpu [default: cuda if available].")
 temperatures_option = click.option(
     "--temperatures",
-    type=click.Choice(["none", "diffdock-s", "disco-diffdock-s"]),
-    default="none",
+    type=click.Choice(["tuned", "none", "diffdock-s", "disco-diffdock-s"]),
+    default="tuned",
     show_default=True,
-    help="Low-temperature sampling preset.",
+    help="Low-temperature sampling: tuned (the checkpoint's sampling.json; plain without one), none (the "
+    "plain reverse SDE), or a released preset.",
 )
 batch_size_option = click.option(
     "--batch-size",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pytest
 import torch
 
 from discodock.data.cache import COUNT_COLUMNS, ComplexCache
+from discodock.diffusion.sampler import ComponentTemperature, SamplingTemperatures
 from discodock.errors import InputError
 from discodock.inference import networks as networks_module
 from discodock.inference.networks import (
@@ -110,12 +112,46 @@ def test_out_of_memory_halves_the_batch_and_retries(
     assert fresh.graphs_per_batch(residues, atoms, options) == 2  # later batches start at the reduced size
 
 
-def test_sampling_options_survive_a_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("preset", ["tuned", "disco-diffdock-s"])
+def test_sampling_options_survive_a_file(tmp_path: Path, preset: str) -> None:
     options = SamplingOptions(
-        samples=3, steps=4, seed=5, latents="null", temperatures=TEMPERATURE_PRESETS["disco-diffdock-s"]
+        samples=3, steps=4, seed=5, latents="null", temperatures=TEMPERATURE_PRESETS[preset]
     )
     torch.save(dataclasses.asdict(options), tmp_path / "options.pt")
     assert SamplingOptions.from_dict(torch.load(tmp_path / "options.pt", weights_only=True)) == options
+
+
+def test_a_checkpoints_tuned_temperatures_are_the_default_and_change_the_poses(
+    tmp_path: Path, cache: ComplexCache
+) -> None:
+    folder = make_test_checkpoint(tmp_path / "checkpoint")
+    plain = DockingNetworks.load(folder, device="cpu")
+    assert plain.tuned_temperatures == SamplingTemperatures()
+    tuned = TEMPERATURE_PRESETS["disco-diffdock-s"]
+    assert tuned is not None
+    record = {"temperatures": dataclasses.asdict(tuned), "candidate": "disco-diffdock-s"}
+    (folder / networks_module.SAMPLING_FILE).write_text(json.dumps(record))
+    loaded = DockingNetworks.load(folder, device="cpu")
+    assert loaded.tuned_temperatures == tuned
+    options = SamplingOptions(samples=2, steps=3, seed=1, graphs_per_batch=4)
+    assert loaded.resolved(options).temperatures == tuned
+    assert loaded.resolved(dataclasses.replace(options, temperatures=SamplingTemperatures())) == (
+        dataclasses.replace(options, temperatures=SamplingTemperatures())
+    )
+    centers = prior_centers(cache)
+    default = loaded.sample(cache, centers, options).poses
+    explicit = loaded.sample(cache, centers, dataclasses.replace(options, temperatures=tuned)).poses
+    untuned = plain.sample(cache, centers, options).poses
+    assert torch.equal(default, explicit) and not torch.allclose(default, untuned)
+    assert networks_module.describe_temperatures(None) == "tuned"
+    assert networks_module.describe_temperatures(tuned) == "disco-diffdock-s"
+    assert (
+        networks_module.describe_temperatures(SamplingTemperatures(rot=ComponentTemperature(2.0, 0.5, 0.3)))
+        == "T tr/rot/tor 1/2/1"
+    )
+    (folder / networks_module.SAMPLING_FILE).write_text('{"temperatures": {"tr": {}}}')
+    with pytest.raises(InputError, match=r"sampling.json: not a valid sampling file \(KeyError"):
+        DockingNetworks.load(folder, device="cpu")
 
 
 def test_the_default_checkpoint_follows_the_environment_and_explains_a_missing_one(

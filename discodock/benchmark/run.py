@@ -335,7 +335,7 @@ def run_models(
     for model, checkpoint, name in zip(models, checkpoints, method_names(checkpoints), strict=True):
         for variant, prepared in variants.items():
             method = name + VARIANT_SUFFIXES[variant]
-            description = method_description(checkpoint, options, variant)
+            description = method_description(checkpoint, model.networks.resolved(options), variant)
             logger.info("docking %d complexes with %s", len(prepared.jobs), method)
             runs.append(dock_prepared(model, method, description, complexes, prepared, options))
     return runs
@@ -515,10 +515,17 @@ def run_benchmark(settings: BenchmarkSettings, progress: bool = True) -> dict[st
 def _check_samples(
     path: Path, samples: MethodSamples, jobs: Sequence[DockingJob], options: SamplingOptions
 ) -> None:
-    """Raise :class:`InputError` (one line) unless ``samples`` were sampled from ``jobs`` with ``options``."""
+    """Raise :class:`InputError` (one line) unless ``samples`` were sampled from ``jobs`` with ``options``.
+
+    ``options.temperatures = None`` (each checkpoint's tuned ones) accepts the samples' temperatures.
+    """
     sampled = dataclasses.asdict(dataclasses.replace(samples.options, graphs_per_batch=None))
     wanted = dataclasses.asdict(dataclasses.replace(options, graphs_per_batch=None))
-    differing = [key for key in wanted if sampled[key] != wanted[key]]
+    differing = [
+        key
+        for key in wanted
+        if sampled[key] != wanted[key] and not (key == "temperatures" and wanted[key] is None)
+    ]
     if differing:
         raise InputError(
             path,

@@ -39,7 +39,14 @@ import torch
 from discodock.data.cache import COUNT_COLUMNS, ComplexCache
 from discodock.data.layout import safe_name
 from discodock.errors import InputError, failure_reason
-from discodock.inference.networks import DEFAULT_CHECKPOINT, DockingNetworks, SampledPoses, SamplingOptions
+from discodock.inference.networks import (
+    DEFAULT_CHECKPOINT,
+    TEMPERATURE_PRESETS,
+    DockingNetworks,
+    SampledPoses,
+    SamplingOptions,
+    describe_temperatures,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -176,10 +183,13 @@ def method_names(checkpoints: Sequence[Path | None]) -> list[str]:
 
 
 def method_description(checkpoint: Path | None, options: SamplingOptions, variant: str) -> str:
-    """One line: checkpoint folder, samples, steps and where the translation prior is centred."""
+    """One line: checkpoint folder, samples, steps, temperatures and where the translation prior centres."""
     folder = Path(DEFAULT_CHECKPOINT if checkpoint is None else checkpoint)
     where = "pocket centre at the crystal ligand centroid" if variant == "pocket" else "blind (whole protein)"
-    return f"checkpoint {folder}, {options.samples} samples, {options.steps} steps, {where}"
+    return (
+        f"checkpoint {folder}, {options.samples} samples, {options.steps} steps, "
+        f"temperatures {describe_temperatures(options.temperatures)}, {where}"
+    )
 
 
 def hardware_name(device: torch.device) -> str:
@@ -257,6 +267,7 @@ def sample_variant(
 ) -> MethodSamples:
     """Sample every complex of ``inputs`` in one timed batched run (complex by complex if it raises)."""
     cache = inputs.cache
+    options = networks.resolved(options)
 
     def sample(indices: list[int]) -> list[SampledPoses]:
         subset = cache.subset(indices)
@@ -435,6 +446,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         type=int,
         help="Graphs per device batch [default: the inputs file's, else from free GPU memory].",
     )
+    parser.add_argument(
+        "--variant",
+        dest="variants",
+        action="append",
+        choices=tuple(VARIANT_SUFFIXES),
+        help="Sample only this variant (repeatable; e.g. to split the work over two calls) [default: all "
+        "of the inputs file].",
+    )
+    parser.add_argument(
+        "--temperatures",
+        choices=tuple(TEMPERATURE_PRESETS),
+        help="Sampling temperatures (tuned: each checkpoint's sampling.json) [default: the inputs file's].",
+    )
     args = parser.parse_args(argv)
     if args.batch_size is not None and args.batch_size < 1:
         parser.error("--batch-size must be at least 1")
@@ -445,10 +469,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         options = inputs.options
         if args.batch_size is not None:
             options = dataclasses.replace(options, graphs_per_batch=args.batch_size)
-        position = 0
+        if args.temperatures is not None:
+            options = dataclasses.replace(options, temperatures=TEMPERATURE_PRESETS[args.temperatures])
+        missing = sorted(set(args.variants or ()) - set(inputs.variants))
+        if missing:
+            present = ", ".join(inputs.variants)
+            raise InputError(args.inputs, f"has no {missing[0]} variant (it has {present})")
+        position = -1
         for checkpoint, name in zip(checkpoints, method_names(checkpoints), strict=True):
             networks = DockingNetworks.load(checkpoint, device=args.device)
             for variant, variant_inputs in inputs.variants.items():
+                position += 1  # as if every variant were sampled, so that split runs merge in order
+                if args.variants and variant not in args.variants:
+                    continue
                 method = name + VARIANT_SUFFIXES[variant]
                 samples = sample_variant(
                     networks,
@@ -460,7 +493,6 @@ def main(argv: Sequence[str] | None = None) -> None:
                     checkpoint=checkpoint,
                 )
                 path = write_samples(samples, args.out)
-                position += 1
                 timing = samples.timing
                 memory = timing.peak_gpu_memory_bytes
                 print(

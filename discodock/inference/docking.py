@@ -317,7 +317,7 @@ class DockingModel(ComplexPreparer):
 
     Parameters
     ----------
-    score_model, prior, confidence, device
+    score_model, prior, confidence, device, tuned_temperatures
         As for :class:`DockingNetworks`.
     receptor_cache_size
         Receptors whose featurization is kept between calls.
@@ -336,10 +336,13 @@ class DockingModel(ComplexPreparer):
         confidence: ConfidenceFunction | None = None,
         *,
         device: str | torch.device | None = None,
+        tuned_temperatures: SamplingTemperatures | None = None,
         receptor_cache_size: int = 8,
     ) -> None:
         super().__init__(receptor_cache_size)
-        self.networks = DockingNetworks(score_model, prior, confidence, device=device)
+        self.networks = DockingNetworks(
+            score_model, prior, confidence, device=device, tuned_temperatures=tuned_temperatures
+        )
 
     @property
     def device(self) -> torch.device:
@@ -384,7 +387,13 @@ class DockingModel(ComplexPreparer):
             If the folder or its denoiser is missing or unreadable, or the device is unavailable.
         """
         networks = DockingNetworks.load(path, device)
-        return cls(networks.score_model, networks.prior, networks.confidence, device=networks.device)
+        return cls(
+            networks.score_model,
+            networks.prior,
+            networks.confidence,
+            device=networks.device,
+            tuned_temperatures=networks.tuned_temperatures,
+        )
 
     def dock(
         self,
@@ -431,7 +440,7 @@ class DockingModel(ComplexPreparer):
             seed=seed,
             latents=latents,
             logit_multiplier=logit_multiplier,
-            temperatures=temperatures or SamplingTemperatures(),
+            temperatures=temperatures,
             graphs_per_batch=graphs_per_batch,
         )
         molecules = [mol for source in _ligand_sources(ligands) for mol in _ligand_molecules(source)]

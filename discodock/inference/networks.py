@@ -15,6 +15,10 @@ Without a prior, or with ``latents="null"``, the denoiser runs unconditionally (
 ``K = 0`` runs the same code without tokens. The translation prior is ``N(c, σ_tr,max² I)`` with ``c`` the
 complex's prior centre. A CUDA out-of-memory error halves the batch and retries it.
 
+Temperatures: a checkpoint folder may hold ``sampling.json`` (:data:`SAMPLING_FILE`), the low-temperature
+sampling parameters tuned for its networks on the validation set (``benchmarks/tune_temperatures.py``);
+they are the default (``SamplingOptions.temperatures = None``), the plain reverse SDE where it has none.
+
 Reproducibility: the batch of graphs ``[g₀, g₁)`` draws all its noise from a generator seeded by
 ``(seed, g₀, names of its complexes)``, so a run repeats exactly on the same device with the same batch
 size (pin it with ``graphs_per_batch``; by default it follows the free GPU memory, in powers of two).
@@ -22,12 +26,13 @@ size (pin it with ``graphs_per_batch``; by default it follows the free GPU memor
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -74,13 +79,47 @@ BYTES_PER_EDGE = 16 * 1024
 measured e3nn forward peak is ≈14 kB per edge, gpu-notes.md); too high an estimate costs speed, too low
 an out-of-memory retry."""
 
-TEMPERATURE_PRESETS: dict[str, SamplingTemperatures] = {
+TEMPERATURE_PRESETS: dict[str, SamplingTemperatures | None] = {
+    "tuned": None,
     "none": SamplingTemperatures(),
     "diffdock-s": DIFFDOCK_S_TEMPERATURES,
     "disco-diffdock-s": DISCO_DIFFDOCK_S_TEMPERATURES,
 }
-"""Named sampling temperatures: none (the plain reverse SDE, the default until tuned for these networks)
-and the released DiffDock-S and DisCo-DiffDock-S values."""
+"""Named sampling temperatures: tuned (the checkpoint's ``sampling.json``, the default; plain without one),
+none (the plain reverse SDE) and the released DiffDock-S and DisCo-DiffDock-S values."""
+
+SAMPLING_FILE = "sampling.json"
+"""File of a checkpoint folder with the temperatures tuned for its networks, ``{"temperatures": {"tr":
+{"sampling": T, "psi": ψ, "sigma_data": τ_d}, "rot": ..., "tor": ...}, ...}`` (more keys say how)."""
+
+
+def read_tuned_temperatures(path: str | Path) -> SamplingTemperatures:
+    """The temperatures of a :data:`SAMPLING_FILE`.
+
+    Raises
+    ------
+    InputError
+        If the file is not JSON or lacks valid ``temperatures`` of tr, rot and tor.
+    """
+    try:
+        record = json.loads(Path(path).read_text())
+        return SamplingTemperatures(
+            **{name: ComponentTemperature(**record["temperatures"][name]) for name in ("tr", "rot", "tor")}
+        )
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise InputError(path, f"not a valid sampling file ({type(error).__name__}: {error})") from None
+
+
+def describe_temperatures(temperatures: SamplingTemperatures | None) -> str:
+    """``tuned`` (``None``), a preset's name, or the ``T`` of tr/rot/tor."""
+    if temperatures is None:
+        return "tuned"
+    for name, preset in TEMPERATURE_PRESETS.items():
+        if preset == temperatures:
+            return name
+    values = (temperatures.tr, temperatures.rot, temperatures.tor)
+    return "T tr/rot/tor " + "/".join(f"{value.sampling:.3g}" for value in values)
+
 
 NetworkBuilder = Callable[[ModelConfig], nn.Module]
 ConfidenceFunction = Callable[[ComplexBatch], torch.Tensor]
@@ -104,7 +143,8 @@ class SamplingOptions:
     logit_multiplier
         Factor on the prior's logits; default the checkpoint's ``exp(log_logit_multiplier)``.
     temperatures
-        Low-temperature sampling (method.md §1.6); default none (the plain reverse SDE).
+        Low-temperature sampling (method.md §1.6); default ``None``: the checkpoint's tuned temperatures
+        (:data:`SAMPLING_FILE`), the plain reverse SDE where it has none.
     graphs_per_batch
         Graphs (complex copies) per device batch; default from the free GPU memory, 64 on a CPU.
     """
@@ -114,7 +154,7 @@ class SamplingOptions:
     seed: int = 0
     latents: Literal["prior", "null"] = "prior"
     logit_multiplier: float | None = None
-    temperatures: SamplingTemperatures = field(default_factory=SamplingTemperatures)
+    temperatures: SamplingTemperatures | None = None
     graphs_per_batch: int | None = None
 
     def __post_init__(self) -> None:
@@ -130,8 +170,11 @@ class SamplingOptions:
     @classmethod
     def from_dict(cls, record: dict[str, Any]) -> SamplingOptions:
         """The options from ``dataclasses.asdict(options)`` (e.g. read back from a file)."""
-        temperatures = {name: ComponentTemperature(**value) for name, value in record["temperatures"].items()}
-        return cls(**{**record, "temperatures": SamplingTemperatures(**temperatures)})
+        temperatures = None
+        if record["temperatures"] is not None:
+            components = record["temperatures"].items()
+            temperatures = SamplingTemperatures(**{name: ComponentTemperature(**v) for name, v in components})
+        return cls(**{**record, "temperatures": temperatures})
 
 
 @dataclass(frozen=True)
@@ -215,6 +258,8 @@ class DockingNetworks:
         ranking).
     device
         Where to sample (default CUDA when available).
+    tuned_temperatures
+        The temperatures of ``SamplingOptions(temperatures=None)``; default the plain reverse SDE.
     """
 
     def __init__(
@@ -224,8 +269,10 @@ class DockingNetworks:
         confidence: ConfidenceFunction | None = None,
         *,
         device: str | torch.device | None = None,
+        tuned_temperatures: SamplingTemperatures | None = None,
     ) -> None:
         self.device = resolve_device(device)
+        self.tuned_temperatures = tuned_temperatures or SamplingTemperatures()
         self.score_model = score_model.to(self.device).eval()
         self.prior = None if prior is None else prior.to(self.device).eval()
         self.confidence = (
@@ -245,8 +292,9 @@ class DockingNetworks:
         """Load the networks of a checkpoint folder.
 
         The folder holds ``score_model_ema.pt`` (required), ``prior.pt`` and ``confidence.pt``, each
-        written by :func:`~discodock.training.checkpoint.save_network`. A missing prior means
-        unconditional sampling, a missing confidence model no ranking; each is warned about once.
+        written by :func:`~discodock.training.checkpoint.save_network`, and the tuned temperatures
+        :data:`SAMPLING_FILE`. A missing prior means unconditional sampling, a missing confidence model no
+        ranking; each is warned about once. Without a sampling file the temperatures are plain.
 
         Parameters
         ----------
@@ -286,7 +334,15 @@ class DockingNetworks:
             lambda config: ConfidenceModel(config.confidence),
             "no confidence model in the checkpoint; poses are not ranked",
         )
-        return cls(score_model, prior, confidence, device=device)
+        sampling_file = folder / SAMPLING_FILE
+        tuned = read_tuned_temperatures(sampling_file) if sampling_file.is_file() else None
+        return cls(score_model, prior, confidence, device=device, tuned_temperatures=tuned)
+
+    def resolved(self, options: SamplingOptions) -> SamplingOptions:
+        """``options`` with ``temperatures=None`` replaced by these networks' tuned temperatures."""
+        if options.temperatures is not None:
+            return options
+        return replace(options, temperatures=self.tuned_temperatures)
 
     def graphs_per_batch(self, residues: torch.Tensor, atoms: torch.Tensor, options: SamplingOptions) -> int:
         """Graphs per device batch for complexes of ``residues`` and ``atoms`` (``int64[C]`` each).
@@ -333,6 +389,7 @@ class DockingNetworks:
         SampledPoses
             On the CPU.
         """
+        options = self.resolved(options)
         counts = cache.counts.cpu()
         residues = counts[:, COUNT_COLUMNS.index("residues")]
         atoms = counts[:, COUNT_COLUMNS.index("atoms")]
