@@ -29,7 +29,8 @@ gpu_job() {  # GPU CHECKPOINT NAME [VARIANT ...]
             --write-checkpoint --device cuda --out "$OUT/tune_$name" >>"$log" 2>&1
         cp "$checkpoint/sampling.json" "$OUT/tune_$name/" 2>>"$log"
     fi
-    ln -sfn "$PWD/$checkpoint" "/tmp/methods/$name"  # the method is named after the folder
+    rm -rf "/tmp/methods/$name"  # the method is named after the folder: a copy (links dereferenced)
+    cp -rL "$checkpoint" "/tmp/methods/$name"
     local variants=()
     for variant in "$@"; do
         variants+=(--variant "$variant")
