@@ -65,8 +65,7 @@ from discodock.diffusion.sampler import (
     prior_latents,
     sample_poses,
 )
-from discodock.inference.docking import DEFAULT_POCKET_MARGIN
-from discodock.inference.networks import DockingNetworks
+from discodock.inference.networks import DEFAULT_POCKET_MARGIN, DockingNetworks
 from discodock.model.score_model import ScoreFunction
 from discodock.training.trainer import batch_of, pose_rmsd
 

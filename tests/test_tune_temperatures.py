@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 import statistics
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -20,11 +22,11 @@ from discodock.diffusion.sampler import (
     prior_latents,
     sample_poses,
 )
-from discodock.inference.docking import DEFAULT_POCKET_MARGIN
-from discodock.inference.networks import DockingNetworks
+from discodock.inference.networks import DEFAULT_POCKET_MARGIN, DockingNetworks
 from discodock.training.trainer import batch_of
 
 from .test_docking import _script, make_test_checkpoint
+from .test_networks import BLOCKED
 
 tune = _script("tune_temperatures")
 
@@ -42,6 +44,15 @@ NAMES = [
 COMPONENTS = ("tr", "rot", "tor")
 SAMPLES, STEPS, SEED = 2, 3, 0
 METRICS = ("poses", "below_2", "below_5", "median_rmsd", "top1_below_2", "seconds")
+
+
+def test_the_script_runs_without_rdkit_biopython_or_spyrmsd() -> None:
+    """The GPU machine has none of them."""
+    blocker = "".join(f"sys.modules[{name!r}] = None\n" for name in BLOCKED)
+    code = f"import sys, runpy\n{blocker}sys.argv = ['tune_temperatures.py', '--help']\n"
+    code += f"runpy.run_path({str(tune.__file__)!r}, run_name='__main__')\n"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and "--write-checkpoint" in result.stdout, result.stderr
 
 
 def test_candidates_are_the_presets_their_scalings_and_one_component_versions() -> None:

@@ -49,6 +49,7 @@ from discodock.diffusion.sampler import SamplingTemperatures
 from discodock.errors import InputError
 from discodock.inference.networks import (
     DEFAULT_CHECKPOINT,
+    DEFAULT_POCKET_MARGIN,
     TEMPERATURE_PRESETS,
     ConfidenceFunction,
     DockingNetworks,
@@ -75,11 +76,6 @@ __all__ = [
     "ranked_results",
     "resolve_device",
 ]
-
-DEFAULT_POCKET_MARGIN = 20.0
-"""Å; the default pocket radius is this plus the ligand's conformer radius (largest atom distance from its
-centroid), so that a ligand centred anywhere near the pocket centre has every residue within DiffDock's
-``t = 0`` ligand–residue cutoff (20 Å) in the graph."""
 
 ProteinSource = str | Path | Protein
 LigandSource = str | Path | Chem.Mol

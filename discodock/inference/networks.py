@@ -68,6 +68,11 @@ DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "disc
 CHECKPOINT_VARIABLE = "DISCODOCK_CHECKPOINT"
 """Environment variable naming the default checkpoint folder instead of :data:`DEFAULT_CHECKPOINT`."""
 
+DEFAULT_POCKET_MARGIN = 20.0
+"""Å; the default pocket radius is this plus the ligand's conformer radius (largest atom distance from its
+centroid), so that a ligand centred anywhere near the pocket centre has every residue within DiffDock's
+``t = 0`` ligand–residue cutoff (20 Å) in the graph."""
+
 CPU_GRAPHS_PER_BATCH = 64
 """Graphs per batch on a CPU (memory is not the limit there; larger batches gain little)."""
 

@@ -195,7 +195,7 @@ def predict(
         ``(x, y, z)`` in the input frame for every complex (default blind docking).
     pocket_radius
         Å; the receptor graph keeps the residues within this distance of ``pocket_center`` (default
-        :data:`~discodock.inference.docking.DEFAULT_POCKET_MARGIN` + the ligand's conformer radius).
+        :data:`~discodock.inference.networks.DEFAULT_POCKET_MARGIN` + the ligand's conformer radius).
     progress
         Show a progress bar over complexes (when there are several).
 

@@ -144,7 +144,7 @@ class TrainConfig:
         Å; spread of those pocket centres around the crystal ligand's centroid.
     pocket_margin
         Å; pocket radius = this + the conformer's radius (the default of ``discodock predict``,
-        :data:`~discodock.inference.docking.DEFAULT_POCKET_MARGIN`).
+        :data:`~discodock.inference.networks.DEFAULT_POCKET_MARGIN`).
     compile_tensor_products
         Compile the networks' tensor products with ``torch.compile``
         (:func:`~discodock.model.layers.compile_tensor_products`): faster on a GPU after a one-off
