@@ -6,6 +6,12 @@ screen), distinct by canonical SMILES, in split order. The receptor is featurize
 ``ligands × samples`` graphs are docked in one :meth:`~discodock.inference.docking.DockingModel.run`. Ligands
 whose conformer fails are counted and skipped.
 
+On a GPU machine without RDKit, split the run in two (as ``discodock benchmark`` does): ``--export-inputs
+FILE`` featurizes here and writes the ligands as a benchmark inputs file (one variant, ``blind``, or
+``pocket`` with ``--autobox-ligand``; the featurization seconds in it), and ``python -m
+discodock.benchmark.sample_inputs --inputs FILE`` docks them there in one batched run, printing the docking
+seconds per ligand and the peak GPU memory.
+
 Printed table: ligands docked, samples, steps, device, graphs per batch, featurization seconds, docking
 seconds (wall, device synchronised), ligands per second (docking only, and end to end) and peak allocated
 GPU memory.
@@ -15,6 +21,7 @@ Usage (from the repository root)::
     python benchmarks/screening.py --device cuda --ligands 500 --samples 10            # one GPU
     python benchmarks/screening.py --device cpu --ligands 5 --samples 4 --steps 5      # a handful on a CPU
     python benchmarks/screening.py --smiles-file ligands.smi --device cuda             # a SMILES list
+    python benchmarks/screening.py --smiles-file ligands.smi --device cpu --export-inputs screen.pt
 """
 
 from __future__ import annotations
@@ -25,13 +32,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from discodock import DockingModel
+from discodock.benchmark.sample_inputs import BenchmarkInputs, VariantInputs, write_inputs
+from discodock.data.cache import ComplexCache
 from discodock.data.layout import find_complexes, read_split
 from discodock.data.ligand import canonical_smiles, read_ligand
 from discodock.errors import InputError
-from discodock.inference.docking import SamplingOptions, ligand_centroid
+from discodock.inference.docking import DockingJob, SamplingOptions, ligand_centroid
 from discodock.prepare import read_first_readable_ligand
 
 REPO = Path(__file__).resolve().parents[1]
@@ -119,6 +129,49 @@ def read_smiles_file(path: str | Path, count: int) -> list[tuple[str, str]]:
     return ligands
 
 
+def featurize(
+    model: DockingModel,
+    receptor: str | Path,
+    ligands: Sequence[tuple[str, str]],
+    options: SamplingOptions,
+    pocket_center: Sequence[float] | None = None,
+) -> tuple[list[DockingJob], float]:
+    """The docking jobs of ``ligands`` (``(name, SMILES)``; failures skipped) and their wall seconds.
+
+    Raises
+    ------
+    InputError
+        If the receptor cannot be read or no ligand can be featurized.
+    """
+    start = time.perf_counter()
+    jobs = []
+    for name, smiles in ligands:
+        try:
+            ligand = read_ligand(smiles)
+            jobs.append(
+                model.prepare(receptor, ligand, name=name, pocket_center=pocket_center, seed=options.seed)
+            )
+        except InputError:
+            continue
+    if not jobs:
+        raise InputError(receptor, "no ligand could be featurized")
+    return jobs, time.perf_counter() - start
+
+
+def export_inputs(
+    jobs: Sequence[DockingJob], options: SamplingOptions, seconds: float, pocket: bool, path: str | Path
+) -> BenchmarkInputs:
+    """Write featurized ligands as a benchmark inputs file (variant ``pocket`` or ``blind``) and return it."""
+    variant = VariantInputs(
+        ComplexCache.from_complexes([job.features for job in jobs]),
+        torch.as_tensor(np.stack([job.prior_center for job in jobs])),
+        seconds,
+    )
+    inputs = BenchmarkInputs(options, {"pocket" if pocket else "blind": variant})
+    write_inputs(inputs, Path(path))
+    return inputs
+
+
 def measure_throughput(
     model: DockingModel,
     receptor: str | Path,
@@ -134,19 +187,7 @@ def measure_throughput(
         If the receptor cannot be read or no ligand can be featurized.
     """
     device = model.device
-    start = time.perf_counter()
-    jobs = []
-    for name, smiles in ligands:
-        try:
-            ligand = read_ligand(smiles)
-            jobs.append(
-                model.prepare(receptor, ligand, name=name, pocket_center=pocket_center, seed=options.seed)
-            )
-        except InputError:
-            continue
-    featurize_seconds = time.perf_counter() - start
-    if not jobs:
-        raise InputError(receptor, "no ligand could be featurized")
+    jobs, featurize_seconds = featurize(model, receptor, ligands, options, pocket_center)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
@@ -185,7 +226,7 @@ def throughput_table(result: ScreeningThroughput) -> str:
     return "\n".join([header, "|---" * 11 + "|", row])
 
 
-def main(argv: Sequence[str] | None = None) -> ScreeningThroughput:
+def main(argv: Sequence[str] | None = None) -> ScreeningThroughput | None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--receptor", default=str(DEFAULT_RECEPTOR), help="Receptor file.")
     parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR), help="Folder of the ligands' complexes.")
@@ -205,6 +246,9 @@ def main(argv: Sequence[str] | None = None) -> ScreeningThroughput:
     parser.add_argument("--checkpoint", help="Checkpoint folder [default: the shipped one].")
     parser.add_argument("--batch-size", type=int, help="Graphs per device batch [default: automatic].")
     parser.add_argument("--autobox-ligand", help="Reference ligand file whose centroid is the pocket centre.")
+    parser.add_argument(
+        "--export-inputs", help="Only featurize, and write the ligands to this inputs file (see above)."
+    )
     args = parser.parse_args(argv)
     if args.smiles_file is None:
         ligands = screening_smiles(args.data_dir, args.split, args.ligands)
@@ -219,8 +263,13 @@ def main(argv: Sequence[str] | None = None) -> ScreeningThroughput:
         samples=args.samples, steps=args.steps, seed=args.seed, graphs_per_batch=args.batch_size
     )
     center = None if args.autobox_ligand is None else ligand_centroid(args.autobox_ligand)
-    result = measure_throughput(model, args.receptor, ligands, options, center)
     print(f"receptor {args.receptor}: {len(ligands)} distinct ligands from {source}")
+    if args.export_inputs is not None:
+        jobs, seconds = featurize(model, args.receptor, ligands, options, center)
+        export_inputs(jobs, options, seconds, center is not None, args.export_inputs)
+        print(f"{len(jobs)} ligands featurized in {seconds:.1f} s; inputs file {args.export_inputs}")
+        return None
+    result = measure_throughput(model, args.receptor, ligands, options, center)
     print(throughput_table(result))
     return result
 

@@ -16,12 +16,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 from posebusters import PoseBusters
 from rdkit import Chem
 from rdkit.Chem import rdMolAlign
 
 from discodock import DockingModel
+from discodock.benchmark import sample_inputs
 from discodock.benchmark.complexes import BenchmarkSet, MethodRun, load_benchmark_set, seeded_subset
 from discodock.benchmark.report import (
     POSEBUSTERS_RECEPTOR_MARGIN,
@@ -32,6 +34,7 @@ from discodock.benchmark.report import (
     write_report,
 )
 from discodock.benchmark.run import BenchmarkSettings, settings_record
+from discodock.benchmark.sample_inputs import read_inputs, read_samples
 from discodock.cli import main
 from discodock.inference.docking import SamplingOptions
 
@@ -345,6 +348,21 @@ def test_screening_counts_docked_and_failed_ligands(tmp_path: Path, monkeypatch:
         "line4",
         "bad",
     ]
+
+    # the split route: featurize here, dock the inputs file elsewhere; the same poses as a direct run
+    inputs_file = tmp_path / "screen.inputs.pt"
+    common = ["--checkpoint", str(tmp_path), "--device", "cpu"]
+    options = ["--samples", "2", "--steps", "1", "--export-inputs", str(inputs_file)]
+    screening.main([*common, "--smiles-file", str(smiles_file), "--ligands", "3", *options])
+    inputs = read_inputs(inputs_file)
+    assert list(inputs.variants) == ["blind"]
+    assert inputs.variants["blind"].cache.names == ["paracetamol", "line4"]
+    sample_inputs.main([*common, "--inputs", str(inputs_file), "--out", str(tmp_path / "s")])
+    sampled = read_samples(tmp_path / "s" / f"{tmp_path.resolve().name}.samples.pt")
+    direct = model.networks.sample(
+        inputs.variants["blind"].cache, inputs.variants["blind"].prior_centers, inputs.options
+    )
+    assert torch.equal(sampled.poses.poses, direct.poses)
 
 
 def test_posebusters_on_the_subset_only_reports_validity_on_that_set_alone(
