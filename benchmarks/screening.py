@@ -32,12 +32,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from discodock import DockingModel
-from discodock.benchmark.sample_inputs import BenchmarkInputs, VariantInputs, write_inputs
-from discodock.data.cache import ComplexCache
+from discodock.benchmark.run import variant_inputs
+from discodock.benchmark.sample_inputs import BenchmarkInputs, write_inputs
 from discodock.data.layout import find_complexes, read_split
 from discodock.data.ligand import canonical_smiles, read_ligand
 from discodock.errors import InputError
@@ -162,12 +161,7 @@ def export_inputs(
     jobs: Sequence[DockingJob], options: SamplingOptions, seconds: float, pocket: bool, path: str | Path
 ) -> BenchmarkInputs:
     """Write featurized ligands as a benchmark inputs file (variant ``pocket`` or ``blind``) and return it."""
-    variant = VariantInputs(
-        ComplexCache.from_complexes([job.features for job in jobs]),
-        torch.as_tensor(np.stack([job.prior_center for job in jobs])),
-        seconds,
-    )
-    inputs = BenchmarkInputs(options, {"pocket" if pocket else "blind": variant})
+    inputs = BenchmarkInputs(options, {"pocket" if pocket else "blind": variant_inputs(jobs, seconds)})
     write_inputs(inputs, Path(path))
     return inputs
 

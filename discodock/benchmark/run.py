@@ -341,6 +341,15 @@ def run_models(
     return runs
 
 
+def variant_inputs(jobs: Sequence[DockingJob], seconds: float) -> VariantInputs:
+    """The GPU phase's inputs of featurized jobs: their complexes, prior centres and featurization seconds."""
+    return VariantInputs(
+        ComplexCache.from_complexes([job.features for job in jobs]),
+        torch.as_tensor(np.stack([job.prior_center for job in jobs])),
+        seconds,
+    )
+
+
 def export_benchmark_inputs(
     data_dir: Path,
     split_file: Path,
@@ -377,11 +386,7 @@ def export_benchmark_inputs(
     for variant, prepared in variants.items():
         if not prepared.jobs:
             raise InputError(split_file, f"no complex could be featurized ({variant})")
-        exported[variant] = VariantInputs(
-            ComplexCache.from_complexes([job.features for job in prepared.jobs]),
-            torch.as_tensor(np.stack([job.prior_center for job in prepared.jobs])),
-            prepared.seconds,
-        )
+        exported[variant] = variant_inputs(prepared.jobs, prepared.seconds)
     inputs = BenchmarkInputs(options, exported)
     write_inputs(inputs, path)
     return inputs
