@@ -411,6 +411,13 @@ def predict(
 @click.option(
     "--no-posebusters", is_flag=True, help="Skip the PoseBusters checks (e.g. to score them later on a CPU)."
 )
+@click.option(
+    "--posebusters-workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Processes that run the PoseBusters checks (one CPU core each).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def benchmark(
     data_dir: Path,
@@ -435,6 +442,7 @@ def benchmark(
     temperatures: str,
     posebusters_subset: bool,
     no_posebusters: bool,
+    posebusters_workers: int,
     quiet: bool,
 ) -> None:
     """Dock a benchmark set (e.g. the PDBBind time split) and report accuracy, validity and speed.
@@ -517,6 +525,7 @@ def benchmark(
         earlier_runs=earlier_runs,
         posebusters=not no_posebusters,
         posebusters_subset_only=posebusters_subset,
+        posebusters_workers=posebusters_workers,
         imported_samples=import_samples,
     )
     results = run_benchmark(settings, progress=not quiet)

@@ -28,6 +28,7 @@ from discodock.benchmark.complexes import BenchmarkSet, MethodRun, load_benchmar
 from discodock.benchmark.report import (
     POSEBUSTERS_RECEPTOR_MARGIN,
     PUBLISHED_ANCHORS,
+    evaluate_run,
     posebusters_failures,
     read_run_poses,
     receptor_near_pose,
@@ -386,6 +387,19 @@ def test_posebusters_on_the_subset_only_reports_validity_on_that_set_alone(
     with open(tmp_path / "complexes.csv", newline="") as table:
         rows = {row["complex"]: row for row in csv.DictReader(table)}
     assert rows["1a46"]["top1_pb_valid"] == "" and rows["1a0q"]["top1_pb_valid"] == "True"
+
+
+def test_posebusters_in_worker_processes_fails_the_same_checks(examples: BenchmarkSet) -> None:
+    """Crystal poses and poses moved 1.5 Å (into the protein): the same outcomes in 2 processes as in 1."""
+    shifts = {name: [1.5 if index % 2 else 0.0] for index, name in enumerate(examples.names)}
+    run = shifted_run(examples, "moved", shifts, {}, ranked=True)
+    complexes = {complex_.name: complex_ for complex_ in examples.complexes}
+    buster = PoseBusters(config="dock")
+    alone = evaluate_run(run, complexes, buster, progress=False)
+    pooled = evaluate_run(run, complexes, buster, progress=False, posebusters_workers=2)
+    checks = {name: (outcome.pb_valid, outcome.pb_failed_checks) for name, outcome in alone.items()}
+    assert {name: (outcome.pb_valid, outcome.pb_failed_checks) for name, outcome in pooled.items()} == checks
+    assert {valid for valid, _ in checks.values()} == {True, False}  # moved poses fail, crystal poses pass
 
 
 def test_posebusters_sees_whole_residues_near_the_pose_and_the_whole_receptor_for_a_distant_pose(

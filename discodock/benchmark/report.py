@@ -29,10 +29,12 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import json
 import math
 import tempfile
 from collections.abc import Collection, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -235,23 +237,64 @@ def posebusters_failures(buster: PoseBusters, pose: Chem.Mol, receptor_pdb: Path
     )
 
 
+@functools.cache
+def _worker_buster() -> PoseBusters:
+    """This process's ``PoseBusters(config="dock")`` (built once per worker process)."""
+    return PoseBusters(config="dock")
+
+
+def _worker_failures(task: tuple[Chem.Mol, Path]) -> tuple[str, ...]:
+    """:func:`posebusters_failures` of ``(pose, receptor_pdb)`` in a worker process."""
+    return posebusters_failures(_worker_buster(), *task)
+
+
+def checked_failures(
+    run: MethodRun,
+    complexes: dict[str, BenchmarkComplex],
+    buster: PoseBusters,
+    names: Sequence[str],
+    workers: int = 1,
+    progress: bool = True,
+) -> dict[str, tuple[str, ...]]:
+    """:func:`posebusters_failures` of the top-1 pose of each of ``names``, in ``workers`` processes.
+
+    With ``workers > 1`` each worker process checks with its own ``PoseBusters(config="dock")``
+    (``buster`` then only says which checks; it must be that configuration).
+    """
+    tasks = [(complexes[name].pose(run.positions[name][0]), complexes[name].receptor_pdb) for name in names]
+    bar = {"desc": f"PoseBusters {run.name}", "unit": "pose", "total": len(tasks), "disable": not progress}
+    if workers <= 1 or len(tasks) <= 1:
+        checked = tqdm(zip(names, tasks, strict=True), **bar)
+        return {name: posebusters_failures(buster, *task) for name, task in checked}
+    with ProcessPoolExecutor(max_workers=workers) as executor:
+        return dict(zip(names, tqdm(executor.map(_worker_failures, tasks), **bar), strict=True))
+
+
 def evaluate_run(
     run: MethodRun,
     complexes: dict[str, BenchmarkComplex],
     buster: PoseBusters | None,
     progress: bool = True,
     checked_names: Collection[str] | None = None,
+    posebusters_workers: int = 1,
 ) -> dict[str, ComplexOutcome]:
     """RMSDs of every pose and the PoseBusters checks of every top-1 pose of one method.
 
     ``buster`` ``None`` leaves the PoseBusters checks out (``pb_valid`` ``None`` for docked complexes);
-    ``checked_names`` limits them to those complexes (``None``: all).
+    ``checked_names`` limits them to those complexes (``None``: all); ``posebusters_workers`` processes
+    run the checks (:func:`checked_failures`).
 
     Returns
     -------
     dict
         Outcome per attempted complex, in the order of ``run.attempted``.
     """
+    failures: dict[str, tuple[str, ...]] = {}
+    if buster is not None:
+        names = [
+            n for n in run.attempted if n in run.positions and (checked_names is None or n in checked_names)
+        ]
+        failures = checked_failures(run, complexes, buster, names, posebusters_workers, progress)
     outcomes = {}
     for name in tqdm(run.attempted, desc=f"evaluate {run.name}", unit="complex", disable=not progress):
         seconds = run.complex_seconds.get(name)
@@ -262,9 +305,7 @@ def evaluate_run(
             continue
         complex_ = complexes[name]
         positions = run.positions[name]
-        failed_checks = None
-        if buster is not None and (checked_names is None or name in checked_names):
-            failed_checks = posebusters_failures(buster, complex_.pose(positions[0]), complex_.receptor_pdb)
+        failed_checks = failures.get(name)
         outcomes[name] = ComplexOutcome(
             name,
             "",
@@ -318,6 +359,7 @@ def write_report(
     subset: Sequence[str] | None = None,
     posebusters: bool = True,
     posebusters_subset_only: bool = False,
+    posebusters_workers: int = 1,
     progress: bool = True,
 ) -> dict[str, object]:
     """Score every method and write the report files (see the module docstring).
@@ -341,6 +383,8 @@ def write_report(
     posebusters_subset_only
         Check only the top-1 poses of ``subset`` (PoseBusters takes seconds per pose on a CPU); the PB
         metrics are then given for that set only (``None`` for the others).
+    posebusters_workers
+        Processes that run the PoseBusters checks.
     progress
         Show progress bars.
 
@@ -363,7 +407,7 @@ def write_report(
     for run in runs:
         write_run_poses(run, complexes, out_dir / "poses" / run.name)
         checked = set(subset) if posebusters_subset_only and subset else None
-        outcomes[run.name] = evaluate_run(run, complexes, buster, progress, checked)
+        outcomes[run.name] = evaluate_run(run, complexes, buster, progress, checked, posebusters_workers)
         methods[run.name] = _method_record(run, outcomes[run.name], sets)
     results: dict[str, object] = {
         "settings": settings,

@@ -138,6 +138,8 @@ class BenchmarkSettings:
         Pose folders ``<results>/poses/<method>`` of earlier runs, scored again as methods of this one.
     posebusters
         Run the PoseBusters checks of the top-1 poses.
+    posebusters_workers
+        Processes that run them (one CPU core each; PoseBusters takes seconds per pose).
     imported_samples
         Folder of samples files (:mod:`discodock.benchmark.sample_inputs`) whose methods join this run.
     """
@@ -157,6 +159,7 @@ class BenchmarkSettings:
     device: str | None = None
     earlier_runs: tuple[Path, ...] = ()
     posebusters: bool = True
+    posebusters_workers: int = 1
     imported_samples: Path | None = None
 
 
@@ -513,6 +516,7 @@ def run_benchmark(settings: BenchmarkSettings, progress: bool = True) -> dict[st
         subset=vina_subset,
         posebusters=settings.posebusters,
         posebusters_subset_only=settings.posebusters_subset_only,
+        posebusters_workers=settings.posebusters_workers,
         progress=progress,
     )
 
