@@ -402,7 +402,7 @@ def test_posebusters_in_worker_processes_fails_the_same_checks(examples: Benchma
     assert {valid for valid, _ in checks.values()} == {True, False}  # moved poses fail, crystal poses pass
 
 
-def test_posebusters_sees_whole_residues_near_the_pose_and_the_whole_receptor_for_a_distant_pose(
+def test_posebusters_sees_whole_residues_near_the_pose_and_the_nearest_residue_of_a_distant_pose(
     cli_run: tuple[Path, dict],
 ) -> None:
     out, _ = cli_run
@@ -431,9 +431,25 @@ def test_posebusters_sees_whole_residues_near_the_pose_and_the_whole_receptor_fo
     far = Chem.Mol(pose)
     conformer = far.GetConformer()
     for index, position in enumerate(ligand):
-        conformer.SetAtomPosition(index, (position + 1000.0).tolist())
-    assert receptor_near_pose(receptor, far) == receptor.read_text().rstrip("\n") + "\n"
+        conformer.SetAtomPosition(index, (position + 30.0).tolist())
+    far_ligand = far.GetConformer().GetPositions()
+    nearest = min(
+        everything,
+        key=lambda key: min(np.linalg.norm(far_ligand - xyz, axis=1).min() for xyz in everything[key]),
+    )
+    far_kept = residue_atoms(
+        [line for line in receptor_near_pose(receptor, far).splitlines() if line.startswith("ATOM")]
+    )
+    gap = min(np.linalg.norm(far_ligand - xyz, axis=1).min() for xyz in everything[nearest])
+    assert gap > POSEBUSTERS_RECEPTOR_MARGIN  # no residue within the margin
+    assert list(far_kept) == [nearest] and len(far_kept[nearest]) == len(everything[nearest])
     buster = PoseBusters(config="dock")
+    far_whole = buster.bust(far, None, str(receptor)).iloc[0]
+    assert set(posebusters_failures(buster, far, receptor)) == {
+        str(name)
+        for name, passed in far_whole.items()
+        if not (isinstance(passed, bool | np.bool_) and passed)
+    }
     whole = buster.bust(pose, None, str(receptor)).iloc[0]
     failed_whole = {
         str(name) for name, passed in whole.items() if not (isinstance(passed, bool | np.bool_) and passed)

@@ -195,7 +195,9 @@ def receptor_near_pose(
     """PDB text of the residues of ``receptor_pdb`` with an atom within ``margin`` Å of an atom of ``pose``.
 
     Residues are kept whole (chain, number, insertion code and name alike). If no residue is that close,
-    the whole receptor is returned, so that a pose far from the protein is judged against all of it.
+    the residue of the receptor atom nearest to the pose is kept: it alone decides PoseBusters' minimum
+    distance to the protein, and nothing overlaps with a pose that far (judging such a pose against a
+    large whole receptor took minutes).
     """
     lines = receptor_pdb.read_text().splitlines()
     atom_lines = [line for line in lines if line.startswith(("ATOM", "HETATM"))]
@@ -211,7 +213,7 @@ def receptor_near_pose(
         line[17:27] for line, distance in zip(atom_lines, nearest, strict=True) if distance <= margin
     }
     if not near_residues:
-        return "\n".join(lines) + "\n"
+        near_residues = {atom_lines[int(np.argmin(nearest))][17:27]}
     kept = [line for line in atom_lines if line[17:27] in near_residues]
     return "\n".join([*kept, "END"]) + "\n"
 
