@@ -196,8 +196,7 @@ def receptor_near_pose(
 
     Residues are kept whole (chain, number, insertion code and name alike). If no residue is that close,
     the residue of the receptor atom nearest to the pose is kept: it alone decides PoseBusters' minimum
-    distance to the protein, and nothing overlaps with a pose that far (judging such a pose against a
-    large whole receptor took minutes).
+    distance to the protein, and nothing overlaps with a pose that far.
     """
     lines = receptor_pdb.read_text().splitlines()
     atom_lines = [line for line in lines if line.startswith(("ATOM", "HETATM"))]
