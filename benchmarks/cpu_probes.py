@@ -1,6 +1,6 @@
 """Small CPU probes of the score network, quoted in ``benchmarks/results/training_log.md``.
 
-Seven probes on the validation cache (``discodock prepare ... --split data/splits/val.txt``), each printing
+Eight probes on the validation cache (``discodock prepare ... --split data/splits/val.txt``), each printing
 one line per report:
 
 * ``overfit``: the no-latent score model trained on the first few complexes (receptors cropped to 8 Å +
@@ -8,8 +8,9 @@ one line per report:
   translation / rotation / torsion / displacement losses at t = 0.2, 0.5, 0.8 on fixed noise, in eval mode,
   and their means over the last 40 training steps (train mode, random t).
   Does the network fit all three components of a handful of complexes?
-* ``rotation``: one complex, 16 poses per step, rotation noise only at one fixed t, rotation loss only;
-  the training loss every 20 steps. Can the heads learn a rotation at all?
+* ``rotation``: one complex, 16 poses per step, the full noise at one fixed t, one loss term only
+  (``--component rot``, or ``tor`` for the torsions); the training loss every 20 steps. Can the heads learn
+  a rotation (a torsion) at all?
 * ``fits``: the displacement fits of the score model fed the *true* displacements of noised poses (8
   complexes × 8 draws per t): the rotation and torsion losses of ``ω/(2σ_rot²)`` and ``θ/σ_tor²``
   alone, with no network. How exact are the small-noise score formulas at each t?
@@ -27,6 +28,10 @@ one line per report:
   What do the tokens buy, and does the prior deliver it? A no-latent checkpoint docks with no tokens
   only; with ``--cache cache/train.cache.pt --first 59`` the probe docks training complexes: does sampling
   find the poses that the network has memorised?
+* ``validation``: the score stage's validation losses (``trainer.validation_loss_sums``: the fixed noise
+  of ``train.seed``, 4 poses per complex, EMA network in eval mode, oracle tokens) of one or more network
+  folders, on the CPU. The CPU's random stream differs from CUDA's, so these are other
+  noise draws than those of the GPU training log. Which of two runs validates better?
 * ``cost``: seconds per call, on one thread, of the parts of sampling 8 copies of the first complex with a
   checkpoint: the receptor encoding, one score step, the confidence model and the prior's token draw.
 
@@ -34,6 +39,8 @@ Usage (from the repository root)::
 
     python benchmarks/cpu_probes.py overfit --complexes 4 --steps 200
     python benchmarks/cpu_probes.py rotation --steps 60 --t 0.5
+    python benchmarks/cpu_probes.py rotation --steps 120 --t 0.5 --component tor
+    python benchmarks/cpu_probes.py validation --networks checkpoints/disco_small runs/small_reg/networks
     python benchmarks/cpu_probes.py cost --checkpoint checkpoints/disco_small
     python benchmarks/cpu_probes.py fits
     python benchmarks/cpu_probes.py sampling --checkpoint checkpoints/nolatent_small
@@ -63,13 +70,13 @@ from discodock.diffusion.sampler import (
     prior_latents,
     sample_poses,
 )
-from discodock.inference.docking import DEFAULT_POCKET_MARGIN
-from discodock.inference.networks import DockingNetworks
+from discodock.inference.networks import DEFAULT_POCKET_MARGIN, DockingNetworks
 from discodock.model.config import ModelConfig, load_config
 from discodock.model.latent_encoder import LatentEncoder
 from discodock.model.score_model import ScoreModel, ScoreOutput, bond_twists, rigid_rotation
-from discodock.training.checkpoint import load_network
-from discodock.training.trainer import batch_of, pose_rmsd
+from discodock.training.checkpoint import load_network, load_training_state, load_weights
+from discodock.training.config import load_experiment
+from discodock.training.trainer import batch_of, pose_rmsd, process_seed, validation_loss_sums
 
 POCKET_MARGIN = 8.0
 """Å added to the ligand's radius for the probes' receptor crops (small graphs, fast on a CPU)."""
@@ -126,20 +133,20 @@ def overfit(cache: ComplexCache, model: ScoreModel, steps: int, complexes: int) 
             report(step)
 
 
-def rotation(cache: ComplexCache, model: ScoreModel, steps: int, t: float) -> None:
+def rotation(cache: ComplexCache, model: ScoreModel, steps: int, t: float, component: str = "rot") -> None:
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     generator = torch.Generator().manual_seed(0)
-    rotation_only = LossWeights(tr=0.0, rot=1.0, tor=0.0, disp=0.0)
+    one_term = LossWeights(**{name: float(name == component) for name in ("tr", "rot", "tor", "disp")})
     batch = cropped_batch(cache, torch.tensor([0]), 16, model)
     times = torch.full((batch.num_graphs,), t)
     for step in range(1, steps + 1):
         noisy, noise = noise_batch(batch, model.config.schedule, generator, t=times)
-        loss = score_matching_loss(model(noisy, noise.t), noise, rotation_only)["rot"]
+        loss = score_matching_loss(model(noisy, noise.t), noise, one_term)[component]
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         if step % 20 == 0:
-            print(f"step {step}: rotation loss {loss.item():.3f}", flush=True)
+            print(f"step {step}: {component} loss {loss.item():.3f}", flush=True)
 
 
 def fits(cache: ComplexCache, model: ScoreModel) -> None:
@@ -241,6 +248,34 @@ def tokens(cache: ComplexCache, checkpoint: str) -> None:
         )
 
 
+def validation(cache: ComplexCache, folders: Sequence[str], experiment_path: str) -> None:
+    torch.set_num_threads(1)
+    experiment = load_experiment(experiment_path)
+    settings, score_config = experiment.train, experiment.model.score
+    chunks = torch.arange(min(settings.validation.complexes, len(cache))).split(64)
+    for folder in folders:
+        _, state_dicts = load_weights(folder)
+        network = ScoreModel(score_config)
+        network.load_state_dict(state_dicts["score_model_ema"])
+        latent_source = None
+        if score_config.latent_tokens:
+            encoder = LatentEncoder(experiment.model.encoder, score_config.latent_tokens)
+            encoder.load_state_dict(state_dicts["encoder"])
+            latent_source = oracle_latents(encoder.eval())
+        sums, complexes = validation_loss_sums(
+            network.eval(),
+            latent_source,
+            cache,
+            chunks,
+            settings,
+            score_config,
+            process_seed(settings.seed, 0, 3, 0),  # as the training run's validation on one process
+        )
+        steps = load_training_state(folder)["steps"]
+        terms = " / ".join(f"{value:.3f}" for value in (sums / complexes).tolist())
+        print(f"{folder} (step {steps}): {' / '.join(LOSS_TERMS)}  {terms}", flush=True)
+
+
 def cost(cache: ComplexCache, checkpoint: str) -> None:
     torch.set_num_threads(1)
     networks = DockingNetworks.load(checkpoint, device="cpu")
@@ -275,7 +310,8 @@ def cost(cache: ComplexCache, checkpoint: str) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "probe", choices=("overfit", "rotation", "fits", "sampling", "generalisation", "tokens", "cost")
+        "probe",
+        choices=("overfit", "rotation", "fits", "sampling", "generalisation", "tokens", "validation", "cost"),
     )
     parser.add_argument("--cache", default="cache/val.cache.pt", help="Validation cache.")
     parser.add_argument(
@@ -291,6 +327,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--complexes", type=int, default=4, help="Complexes (overfit).")
     parser.add_argument("--t", type=float, default=0.5, help="Diffusion time (rotation).")
     parser.add_argument(
+        "--component", choices=("rot", "tor"), default="rot", help="Loss term the rotation probe fits."
+    )
+    parser.add_argument(
+        "--networks", nargs="+", default=["checkpoints/disco_small"], help="Network folders (validation)."
+    )
+    parser.add_argument(
+        "--experiment", default="configs/train_small.yaml", help="Experiment of the networks (validation)."
+    )
+    parser.add_argument(
         "--first", type=int, default=None, help="Only the first N complexes of --cache (tokens)."
     )
     args = parser.parse_args(argv)
@@ -303,6 +348,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         generalisation(cache, ComplexCache.load(args.train_cache), args.checkpoint)
     elif args.probe == "tokens":
         tokens(cache, args.checkpoint)
+    elif args.probe == "validation":
+        validation(cache, args.networks, args.experiment)
     elif args.probe == "sampling":
         sampling(cache, args.checkpoint)
     elif args.probe == "fits":
@@ -312,7 +359,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             cache.subset(list(range(args.complexes))), probe_model(args.config), args.steps, args.complexes
         )
     else:
-        rotation(cache, probe_model(args.config), args.steps, args.t)
+        rotation(cache, probe_model(args.config), args.steps, args.t, args.component)
 
 
 if __name__ == "__main__":

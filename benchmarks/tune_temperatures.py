@@ -51,6 +51,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 
 from discodock.data.batch import ComplexBatch
@@ -149,11 +150,7 @@ def choose(scores: dict[str, float]) -> str:
 
 def median(values: torch.Tensor) -> float:
     """The median of ``float[N]`` (mean of the two middle values for even ``N``; ``inf`` entries allowed)."""
-    ordered = values.double().sort().values
-    middle = len(ordered) // 2
-    if len(ordered) % 2:
-        return float(ordered[middle])
-    return float((ordered[middle - 1] + ordered[middle]) / 2)
+    return float(np.median(values.double().cpu().numpy()))
 
 
 def mode_metrics(rmsd: torch.Tensor, top1: torch.Tensor, seconds: float) -> dict[str, float]:

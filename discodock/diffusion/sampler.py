@@ -33,7 +33,7 @@ pose updates' SVDs fail on non-finite coordinates, failing the whole batch).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import torch
@@ -90,6 +90,12 @@ class SamplingTemperatures:
     tr: ComponentTemperature = field(default_factory=ComponentTemperature)
     rot: ComponentTemperature = field(default_factory=ComponentTemperature)
     tor: ComponentTemperature = field(default_factory=ComponentTemperature)
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Mapping[str, float]]) -> SamplingTemperatures:
+        """The temperatures of ``dataclasses.asdict(temperatures)``: ``{"tr": {"sampling": ..., "psi": ...,
+        "sigma_data": ...}, "rot": ..., "tor": ...}`` (a missing component is plain)."""
+        return cls(**{name: ComponentTemperature(**values) for name, values in record.items()})
 
 
 DIFFDOCK_S_TEMPERATURES = SamplingTemperatures(

@@ -45,7 +45,6 @@ from discodock.data.cache import COUNT_COLUMNS, ComplexCache
 from discodock.diffusion.sampler import (
     DIFFDOCK_S_TEMPERATURES,
     DISCO_DIFFDOCK_S_TEMPERATURES,
-    ComponentTemperature,
     LatentSource,
     SamplingTemperatures,
     prior_latents,
@@ -108,8 +107,8 @@ def read_tuned_temperatures(path: str | Path) -> SamplingTemperatures:
     """
     try:
         record = json.loads(Path(path).read_text())
-        return SamplingTemperatures(
-            **{name: ComponentTemperature(**record["temperatures"][name]) for name in ("tr", "rot", "tor")}
+        return SamplingTemperatures.from_dict(
+            {name: record["temperatures"][name] for name in ("tr", "rot", "tor")}
         )
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise InputError(path, f"not a valid sampling file ({type(error).__name__}: {error})") from None
@@ -175,10 +174,9 @@ class SamplingOptions:
     @classmethod
     def from_dict(cls, record: dict[str, Any]) -> SamplingOptions:
         """The options from ``dataclasses.asdict(options)`` (e.g. read back from a file)."""
-        temperatures = None
-        if record["temperatures"] is not None:
-            components = record["temperatures"].items()
-            temperatures = SamplingTemperatures(**{name: ComponentTemperature(**v) for name, v in components})
+        temperatures = record["temperatures"]
+        if temperatures is not None:
+            temperatures = SamplingTemperatures.from_dict(temperatures)
         return cls(**{**record, "temperatures": temperatures})
 
 

@@ -43,7 +43,7 @@ import json
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -58,7 +58,13 @@ from discodock.data.batch import ComplexBatch, collate, copied_rows
 from discodock.data.cache import COUNT_COLUMNS, ComplexCache, ragged_rows
 from discodock.diffusion.loss import LOSS_TERMS, score_matching_loss
 from discodock.diffusion.noising import noise_batch, sample_training_pockets
-from discodock.diffusion.sampler import oracle_latents, prior_input_batch, prior_latents, sample_poses
+from discodock.diffusion.sampler import (
+    LatentSource,
+    oracle_latents,
+    prior_input_batch,
+    prior_latents,
+    sample_poses,
+)
 from discodock.errors import InputError
 from discodock.geometry.pose import graph_mean
 from discodock.model.confidence import ConfidenceModel, binary_auroc
@@ -445,6 +451,37 @@ def pose_rmsd(
     return graph_mean(squared, atom_graph, num_graphs)[:, 0].sqrt()
 
 
+@torch.no_grad()
+def validation_loss_sums(
+    network: ScoreModel,
+    latent_source: LatentSource | None,
+    cache: ComplexCache,
+    chunks: Sequence[torch.Tensor],
+    settings: TrainConfig,
+    score_config: ScoreModelConfig,
+    seed: int,
+) -> tuple[torch.Tensor, int]:
+    """Denoising losses of the complexes ``chunks`` (index tensors), on fixed noise.
+
+    :data:`VALIDATION_LOSS_COPIES` noised poses of each complex (times from ``settings``' time
+    distribution), drawn chunk by chunk from one generator seeded by ``seed`` on the cache's device, so
+    that two calls with the same seed and chunks see the same noise. Returns ``float[len(LOSS_TERMS)]``,
+    each term's loss times the chunk's complexes summed over the chunks, and the number of complexes.
+    """
+    device = cache.device
+    generator = torch.Generator(device).manual_seed(seed)
+    sums, complexes = torch.zeros(len(LOSS_TERMS), device=device), 0
+    for chunk in chunks:
+        noised = batch_of(cache, chunk, VALIDATION_LOSS_COPIES, score_config)
+        schedule, alpha, beta = score_config.schedule, settings.time_alpha, settings.time_beta
+        noisy, noise = noise_batch(noised, schedule, generator, time_alpha=alpha, time_beta=beta)
+        latents = None if latent_source is None else latent_source(noised, generator)
+        losses = score_matching_loss(network(noisy, noise.t, latents), noise, settings.loss_weights)
+        sums += len(chunk) * torch.stack([losses[name] for name in LOSS_TERMS])
+        complexes += len(chunk)
+    return sums, complexes
+
+
 class ScoreStage:
     """Stage 1: score network and latent encoder trained jointly (method.md §1.5, §3.6)."""
 
@@ -542,10 +579,6 @@ class ScoreStage:
         complexes_per_batch = max(1, validation.graphs_per_batch // validation.samples)
         modes = ["blind"] if validation.pocket_jitter is None else ["blind", "pocket"]
         rmsds: dict[str, list[torch.Tensor]] = {mode: [] for mode in modes}
-        loss_sums, num_complexes = torch.zeros(len(LOSS_TERMS), device=self.group.device), 0
-        loss_generator = torch.Generator(self.group.device).manual_seed(
-            process_seed(settings.seed, self.group.rank, 3, 0)
-        )
         for chunk in self.val_indices.split(complexes_per_batch):
             for mode in modes:
                 pockets = None
@@ -568,19 +601,15 @@ class ScoreStage:
                 rmsds[mode].append(
                     pose_rmsd(pos, batch.crystal_pos, batch.atom_graph, batch.num_graphs).cpu()
                 )
-
-            noised = batch_of(cache, chunk, VALIDATION_LOSS_COPIES, score_config)
-            noisy, noise = noise_batch(
-                noised,
-                score_config.schedule,
-                loss_generator,
-                time_alpha=settings.time_alpha,
-                time_beta=settings.time_beta,
-            )
-            latents = None if latent_source is None else latent_source(noised, loss_generator)
-            losses = score_matching_loss(network(noisy, noise.t, latents), noise, settings.loss_weights)
-            loss_sums += len(chunk) * torch.stack([losses[name] for name in LOSS_TERMS])
-            num_complexes += len(chunk)
+        loss_sums, num_complexes = validation_loss_sums(
+            network,
+            latent_source,
+            cache,
+            self.val_indices.split(complexes_per_batch),
+            settings,
+            score_config,
+            process_seed(settings.seed, self.group.rank, 3, 0),
+        )
         if self.encoder is not None:
             self.encoder.train()
         totals = self.group.mean(torch.cat([loss_sums, loss_sums.new_tensor([num_complexes])]))
