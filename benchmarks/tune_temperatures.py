@@ -66,7 +66,7 @@ from discodock.diffusion.sampler import (
     prior_latents,
     sample_poses,
 )
-from discodock.inference.networks import DEFAULT_POCKET_MARGIN, DockingNetworks
+from discodock.inference.networks import DEFAULT_POCKET_MARGIN, DEFAULT_POCKET_SIGMA, DockingNetworks
 from discodock.model.score_model import ScoreFunction
 from discodock.training.trainer import batch_of, pose_rmsd
 
@@ -168,8 +168,8 @@ def mode_metrics(rmsd: torch.Tensor, top1: torch.Tensor, seconds: float) -> dict
     Returns
     -------
     dict[str, float]
-        ``poses``; ``below_2``, ``below_5`` (% of poses); ``median_rmsd`` (Å); ``top1_below_2`` (% of
-        complexes, ``nan`` without confidences); ``seconds``.
+        ``poses``; ``below_2``, ``below_5`` (% of poses); ``median_rmsd`` (Å); ``top1_below_2``,
+        ``top1_below_5`` (% of complexes, ``nan`` without confidences); ``seconds``.
     """
     rmsd, top1 = rmsd.double().cpu(), top1.double().cpu()
     ranked = not bool(top1.isnan().any())
@@ -179,6 +179,7 @@ def mode_metrics(rmsd: torch.Tensor, top1: torch.Tensor, seconds: float) -> dict
         "below_5": 100 * float((rmsd < 5).double().mean()),
         "median_rmsd": median(rmsd),
         "top1_below_2": 100 * float((top1 < 2).double().mean()) if ranked else math.nan,
+        "top1_below_5": 100 * float((top1 < 5).double().mean()) if ranked else math.nan,
         "seconds": seconds,
     }
 
@@ -196,19 +197,27 @@ class Chunk(NamedTuple):
         The score network with the batch's receptors encoded (:meth:`ScoreModel.for_receptors`).
     prior_center
         ``float[B, 3]``: centre of the translation prior (pocket mode), or ``None`` (protein centre).
+    prior_sigma
+        ``float[B]``: spread of the translation prior (pocket mode), or ``None`` (``σ_tr,max``).
     """
 
     batch: ComplexBatch
     score: ScoreFunction
     prior_center: torch.Tensor | None
+    prior_sigma: torch.Tensor | None
 
 
 @torch.no_grad()
 def prepare_chunks(
-    networks: DockingNetworks, cache: ComplexCache, mode: str, samples: int, complexes_per_batch: int
+    networks: DockingNetworks,
+    cache: ComplexCache,
+    mode: str,
+    samples: int,
+    complexes_per_batch: int,
+    pocket_sigma: float,
 ) -> list[Chunk]:
     """The batches of one mode, shared by all candidates (pockets and receptor encodings do not depend on
-    the temperatures)."""
+    the temperatures); pocket mode's translation prior has spread ``pocket_sigma`` (Å)."""
     model = networks.score_model
     chunks = []
     for chunk in torch.arange(len(cache), device=cache.device).split(complexes_per_batch):
@@ -217,8 +226,10 @@ def prepare_chunks(
             graphs = chunk.repeat_interleave(samples)
             pockets = sample_training_pockets(cache, graphs, 1.0, 0.0, DEFAULT_POCKET_MARGIN)
         batch = batch_of(cache, chunk, samples, model.config, pockets)
-        prior_center = None if pockets is None else pockets[:, :3]
-        chunks.append(Chunk(batch, model.for_receptors(batch), prior_center))
+        prior_center = prior_sigma = None
+        if pockets is not None:
+            prior_center, prior_sigma = pockets[:, :3], torch.full_like(pockets[:, 0], pocket_sigma)
+        chunks.append(Chunk(batch, model.for_receptors(batch), prior_center, prior_sigma))
     return chunks
 
 
@@ -253,6 +264,7 @@ def dock(
             latent_source=latent_source,
             temperatures=temperatures,
             prior_center=chunk.prior_center,
+            prior_sigma_tr=chunk.prior_sigma,
             generator=generator,
         )
         rmsd = pose_rmsd(pos, batch.crystal_pos, batch.atom_graph, batch.num_graphs).float()
@@ -306,6 +318,26 @@ def markdown_table(
             ]
         cells.append(_cell(scores[name], 2))
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def pocket_sigma_table(metrics: dict[str, dict[str, dict[str, float]]]) -> str:
+    """Markdown table of pocket mode per translation prior spread (keys of ``metrics``, Å)."""
+    lines = [
+        "| prior spread Å | <2 Å % | <5 Å % | median Å | top-1 <2 Å % | top-1 <5 Å % | seconds |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for sigma, per_mode in metrics.items():
+        values = per_mode["pocket"]
+        cells = [
+            _cell(values["below_2"], 1),
+            _cell(values["below_5"], 1),
+            _cell(values["median_rmsd"], 2),
+            _cell(values["top1_below_2"], 1),
+            _cell(values["top1_below_5"], 1),
+            _cell(values["seconds"], 1),
+        ]
+        lines.append(f"| {sigma} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -406,6 +438,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         help="Candidates to compare (default all; kept in the order of the fixed list).",
     )
+    parser.add_argument(
+        "--pocket-sigma",
+        type=float,
+        default=DEFAULT_POCKET_SIGMA,
+        help="Å, spread of pocket mode's translation prior (default that of discodock predict).",
+    )
+    parser.add_argument(
+        "--pocket-sigmas",
+        type=float,
+        nargs="+",
+        default=(),
+        help="Also dock pocket mode with the winner at each of these spreads (Å) and report them.",
+    )
     parser.add_argument("--out", default=None, help="Output folder (default runs/tuning/<checkpoint name>).")
     parser.add_argument(
         "--write-checkpoint", action="store_true", help="Write the winner to <checkpoint>/sampling.json."
@@ -413,6 +458,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.samples < 1 or args.steps < 1 or args.complexes_per_batch < 1:
         parser.error("--samples, --steps and --complexes-per-batch must be ≥ 1")
+    if not all(sigma > 0 for sigma in (args.pocket_sigma, *args.pocket_sigmas)):
+        parser.error("--pocket-sigma and --pocket-sigmas must be positive")
     return args
 
 
@@ -443,7 +490,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     )
 
     chunks = {
-        mode: prepare_chunks(networks, cache, mode, args.samples, args.complexes_per_batch) for mode in MODES
+        mode: prepare_chunks(networks, cache, mode, args.samples, args.complexes_per_batch, args.pocket_sigma)
+        for mode in MODES
     }
     warm_up = chunks[MODES[0]][:1]  # first calls (CUDA kernels, caches) out of the first candidate's time
     dock(networks, warm_up, SamplingTemperatures(), latent_source, args.samples, 1, args.seed)
@@ -467,17 +515,32 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             )
     scores = {name: selection_score(per_mode) for name, per_mode in metrics.items()}
     chosen = choose(scores)
+    sigma_metrics = {}
+    for sigma in args.pocket_sigmas:
+        spread = [
+            chunk._replace(prior_sigma=torch.full_like(chunk.prior_sigma, sigma))
+            for chunk in chunks["pocket"]
+        ]
+        _synchronize(device)
+        start = time.perf_counter()
+        rmsd, top1 = dock(networks, spread, table[chosen], latent_source, args.samples, args.steps, args.seed)
+        _synchronize(device)
+        sigma_metrics[f"{sigma:g}"] = {"pocket": mode_metrics(rmsd, top1, time.perf_counter() - start)}
 
     out = Path(args.out) if args.out is not None else Path("runs") / "tuning" / Path(args.checkpoint).name
     out.mkdir(parents=True, exist_ok=True)
     summary = markdown_table(metrics, scores, chosen)
     print(summary)
     print(f"chosen: {chosen} (selection score {scores[chosen]:.2f})")
+    sigma_table = pocket_sigma_table(sigma_metrics)
+    if sigma_metrics:
+        print(sigma_table)
     setup = (
         f"Checkpoint `{args.checkpoint}`, {len(cache)} complexes of `{args.cache}`, {args.samples} poses per "
         f"complex, {args.steps} steps, seed {args.seed}, tokens {tokens}, "
         f"device {device}. Shares of poses (plain RMSD), top-1 by confidence; score = mean over the modes of "
-        "(share < 2 Å + share < 5 Å) / 2."
+        "(share < 2 Å + share < 5 Å) / 2. Pocket mode: translation prior of spread "
+        f"{args.pocket_sigma:g} Å around the centre."
     )
     markdown = [
         "# Sampling temperatures",
@@ -495,6 +558,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         candidate_table(table),
         "",
     ]
+    if sigma_metrics:
+        markdown += [f"## Pocket prior spread (pocket mode, {chosen})", "", sigma_table, ""]
     (out / "tuning.md").write_text("\n".join(markdown))
     record = {
         "command": command,
@@ -506,6 +571,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "metrics": metrics,
         "selection_scores": scores,
         "chosen": chosen,
+        "pocket_sigma_metrics": sigma_metrics,
     }
     _write_json(out / "tuning.json", record)
     written = [out / "tuning.json", out / "tuning.md"]

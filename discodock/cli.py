@@ -42,6 +42,15 @@ temperatures_option = click.option(
     help="Low-temperature sampling: tuned (the checkpoint's sampling.json; plain without one), none (the "
     "plain reverse SDE), or a released preset.",
 )
+pocket_sigma_option = click.option(
+    "--pocket-sigma",
+    type=click.FloatRange(min=0, min_open=True),
+    default=5.0,  # discodock.inference.networks.DEFAULT_POCKET_SIGMA (not imported here: it pulls in torch)
+    show_default=True,
+    metavar="S",
+    help="Å; with a pocket centre, the ligand starts within about S of it and its translation is denoised "
+    "from there (19 or more: the blind prior's spread).",
+)
 batch_size_option = click.option(
     "--batch-size",
     type=click.IntRange(min=1),
@@ -210,6 +219,7 @@ def train(
     "--logit-multiplier", type=float, help="Factor on the prior's logits [default: the checkpoint's]."
 )
 @temperatures_option
+@pocket_sigma_option
 @batch_size_option
 @click.option("--hydrogens", is_flag=True, help="Add hydrogens with 3D coordinates to the written poses.")
 @click.option("--complex-pdb", is_flag=True, help="Also write complex.pdb: the receptor and the rank-1 pose.")
@@ -232,6 +242,7 @@ def predict(
     latents: str,
     logit_multiplier: float | None,
     temperatures: str,
+    pocket_sigma: float,
     batch_size: int | None,
     hydrogens: bool,
     complex_pdb: bool,
@@ -276,6 +287,7 @@ def predict(
         logit_multiplier=logit_multiplier,
         temperatures=TEMPERATURE_PRESETS[temperatures],
         graphs_per_batch=batch_size,
+        pocket_sigma=pocket_sigma,
     )
     outputs = PredictOutputs(out, hydrogens=hydrogens, complex_pdb=complex_pdb, override=override)
     summary = predict_items(
@@ -403,6 +415,7 @@ def predict(
 @device_option
 @batch_size_option
 @temperatures_option
+@pocket_sigma_option
 @click.option(
     "--posebusters-subset",
     is_flag=True,
@@ -440,6 +453,7 @@ def benchmark(
     device: str | None,
     batch_size: int | None,
     temperatures: str,
+    pocket_sigma: float,
     posebusters_subset: bool,
     no_posebusters: bool,
     posebusters_workers: int,
@@ -488,6 +502,7 @@ def benchmark(
         seed=seed,
         temperatures=TEMPERATURE_PRESETS[temperatures],
         graphs_per_batch=batch_size,
+        pocket_sigma=pocket_sigma,
     )
     start = time.perf_counter()
     if export_inputs is not None:

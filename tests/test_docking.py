@@ -25,7 +25,7 @@ from discodock.data.ligand import read_ligand
 from discodock.data.protein import read_protein
 from discodock.errors import InputError
 from discodock.geometry.pose import graph_mean
-from discodock.inference.docking import SamplingOptions, as_ligand, ligand_centroid
+from discodock.inference.docking import DEFAULT_POCKET_SIGMA, SamplingOptions, as_ligand, ligand_centroid
 from discodock.model.config import ModelConfig
 from discodock.model.score_model import ScoreModel
 
@@ -160,7 +160,7 @@ def test_pocket_centre_moves_the_translation_prior_and_poses_are_in_the_input_fr
 ) -> None:
     # With a zero score every pose is prior + noise, the same noise for both runs (same seed), so the
     # poses differ exactly by the shift of the prior centre, from the protein centre to the pocket (whose
-    # cropped receptor keeps the frame origin).
+    # cropped receptor keeps the frame origin), when the pocket prior keeps the blind spread (19 Å).
     zero_score = ScoreModel(model.score_model.config)
     zero_score.load_state_dict(model.score_model.state_dict())
     for last_layer in (zero_score.translation_magnitude[-1], zero_score.rotation_magnitude[-1]):
@@ -173,25 +173,42 @@ def test_pocket_centre_moves_the_translation_prior_and_poses_are_in_the_input_fr
     pocket = ligand_centroid(LIGAND)
     protein_centre = read_protein(PROTEIN).ca.mean(axis=0)
 
-    def poses(pocket_center: np.ndarray | None, pocket_radius: float | None = None) -> np.ndarray:
+    def poses(
+        pocket_center: np.ndarray | None, pocket_radius: float | None = None, steps: int = 3
+    ) -> np.ndarray:
         (result,) = blind_model.dock(
             PROTEIN,
             LIGAND,
             samples=4,
-            steps=3,
+            steps=steps,
             seed=0,
             pocket_center=pocket_center,
             pocket_radius=pocket_radius,
             latents="null",
+            pocket_sigma=pocket_sigma,
         )
         return np.stack([positions(pose.mol) for pose in result.poses])
 
+    def centroid_distances(poses: np.ndarray, centre: np.ndarray) -> np.ndarray:
+        return np.linalg.norm(poses.mean(axis=1) - centre, axis=-1)
+
+    pocket_sigma = 19.0
     blind, pocketed = poses(None), poses(pocket, pocket_radius)
     np.testing.assert_allclose(
         pocketed - blind, np.broadcast_to(pocket - protein_centre, blind.shape), atol=2e-3
     )
     # the ligand has left the origin of the model's frame: blind poses scatter around the protein centre
     assert np.linalg.norm(blind.mean(axis=(0, 1)) - protein_centre) < np.linalg.norm(protein_centre)
+    # the default pocket prior (5 Å) starts the poses 19/5 times closer to the centre (one noise-free
+    # step: the poses are the prior's)
+    wide = poses(pocket, pocket_radius, steps=1)
+    pocket_sigma = DEFAULT_POCKET_SIGMA
+    narrow = poses(pocket, pocket_radius, steps=1)
+    np.testing.assert_allclose(
+        centroid_distances(narrow, pocket),
+        centroid_distances(wide, pocket) * DEFAULT_POCKET_SIGMA / 19.0,
+        atol=2e-3,
+    )
 
 
 def test_the_checkpoint_confidence_model_ranks_the_poses(model: DockingModel) -> None:

@@ -18,7 +18,7 @@ from discodock.cli import main
 from discodock.data.layout import find_complexes
 from discodock.data.ligand import read_ligand
 from discodock.errors import InputError
-from discodock.inference.docking import SamplingOptions, ligand_centroid
+from discodock.inference.docking import DEFAULT_POCKET_SIGMA, SamplingOptions, ligand_centroid
 from discodock.inference.predict import (
     PredictItem,
     PredictOutputs,
@@ -347,3 +347,10 @@ def test_pocket_radius_crops_as_in_the_api_and_an_empty_pocket_is_one_clean_erro
     assert line.startswith(f"error: {PROTEIN}: no residue within ") and line.endswith(
         " Å of the pocket centre (500.00, 0.00, 0.00)"
     ), line
+
+
+@pytest.mark.parametrize("command", ["predict", "benchmark"])
+def test_the_pocket_sigma_option_defaults_to_the_api_default(command: str) -> None:
+    """The CLI states the default as a literal (importing it would load torch at start-up): keep it equal."""
+    option = next(param for param in main.commands[command].params if param.name == "pocket_sigma")
+    assert option.default == DEFAULT_POCKET_SIGMA == SamplingOptions().pocket_sigma

@@ -17,6 +17,7 @@ from discodock.diffusion.sampler import (
     prior_latents,
     sample_poses,
     time_grid,
+    translation_step_shares,
 )
 from discodock.geometry.pose import TorsionIndex, graph_mean, kabsch, randomize_poses
 from discodock.geometry.schedules import NoiseSchedule
@@ -231,6 +232,53 @@ def test_a_diverging_score_moves_poses_a_few_sigma_at_most(cache: ComplexCache) 
     # over the whole run, never the 1e12 · g² Δt the raw score asks for.
     assert float(shift.max()) < 1000.0
     assert float(shift[0]) < float(shift[1:].max())  # the NaN graph only diffuses
+
+
+def test_translation_step_shares_remove_exactly_the_variance_below_the_prior_spread() -> None:
+    steps = time_grid(20)
+
+    def sigma(t: float) -> float:
+        return float(SCHEDULE.tr.sigma(torch.tensor(t, dtype=torch.float64)))
+
+    drops = torch.tensor([sigma(t) ** 2 - sigma(t - dt) ** 2 for t, dt in steps], dtype=torch.float64)
+    spreads = torch.tensor([19.0, 50.0, 5.0, 0.5], dtype=torch.float64)
+    shares = translation_step_shares(SCHEDULE.tr, steps, spreads)
+    assert shares.shape == (20, 4) and bool(((shares >= 0) & (shares <= 1 + 1e-12)).all())
+    torch.testing.assert_close(shares[:, :2], torch.ones(20, 2, dtype=torch.float64))  # σ_p ≥ σ_max: plain
+    above = torch.tensor([sigma(t - dt) >= 5.0 for t, dt in steps])
+    assert bool(above.any()) and bool((shares[above, 2] == 0).all())  # no step while σ(t) ≥ σ_p
+    # the steps together remove the prior's variance down to σ_min², no more
+    torch.testing.assert_close(
+        (shares * drops[:, None]).sum(0)[2:], spreads[2:] ** 2 - SCHEDULE.tr.sigma_min**2
+    )
+
+
+def test_a_pocket_prior_spread_narrows_the_start_and_holds_the_translation_while_sigma_is_above_it(
+    cache: ComplexCache,
+) -> None:
+    batch = batch_of(cache, copies=3)
+    center = torch.full((batch.num_graphs, 3), 3.0)
+    spread = torch.tensor([2.0, 19.0] * 3)
+    narrow = spread < 19
+
+    def centroid_offsets(actual_steps: int, prior_sigma_tr: torch.Tensor | None) -> torch.Tensor:
+        pos = sample_poses(
+            zero_score,
+            batch,
+            SCHEDULE,
+            num_steps=20,
+            actual_steps=actual_steps,
+            prior_center=center,
+            prior_sigma_tr=prior_sigma_tr,
+            generator=torch.Generator().manual_seed(6),
+        )
+        return graph_mean(pos, batch.atom_graph, batch.num_graphs) - center
+
+    plain_start, start = centroid_offsets(1, None), centroid_offsets(1, spread)
+    torch.testing.assert_close(start, plain_start * (spread / 19.0)[:, None])
+    # 5 steps: t = 1 … 0.8, σ_tr ≥ 6.6 Å > 2 Å until the last, noise-free jump: narrow graphs have not moved
+    moved = (centroid_offsets(5, spread) - start).norm(dim=-1)
+    assert float(moved[narrow].max()) < 1e-4 and float(moved[~narrow].min()) > 1.0
 
 
 def test_prior_centre_shifts_every_start_by_its_centre(cache: ComplexCache) -> None:

@@ -22,7 +22,7 @@ from discodock.diffusion.sampler import (
     prior_latents,
     sample_poses,
 )
-from discodock.inference.networks import DEFAULT_POCKET_MARGIN, DockingNetworks
+from discodock.inference.networks import DEFAULT_POCKET_MARGIN, DEFAULT_POCKET_SIGMA, DockingNetworks
 from discodock.training.trainer import batch_of
 
 from .test_docking import _script, make_test_checkpoint
@@ -43,7 +43,7 @@ NAMES = [
 ]
 COMPONENTS = ("tr", "rot", "tor")
 SAMPLES, STEPS, SEED = 2, 3, 0
-METRICS = ("poses", "below_2", "below_5", "median_rmsd", "top1_below_2", "seconds")
+METRICS = ("poses", "below_2", "below_5", "median_rmsd", "top1_below_2", "top1_below_5", "seconds")
 
 
 def test_the_script_runs_without_rdkit_biopython_or_spyrmsd() -> None:
@@ -121,7 +121,7 @@ def tuned(tmp_path_factory: pytest.TempPathFactory, example_cache: ComplexCache)
     out = root / "out"
     argv = ["--checkpoint", str(checkpoint), "--cache", str(cache_path), "--device", "cpu", "--first", "2"]
     argv += ["--samples", str(SAMPLES), "--steps", str(STEPS), "--seed", str(SEED), "--complexes-per-batch"]
-    argv += ["1", "--out", str(out), "--write-checkpoint"]
+    argv += ["1", "--out", str(out), "--write-checkpoint", "--pocket-sigmas", "5", "19"]
     tune.main(argv)
     return {
         "argv": argv,
@@ -142,7 +142,7 @@ def test_run_reports_every_candidate_in_both_modes_and_chooses_the_best(tuned: d
         for values in per_mode.values():
             assert set(values) == set(METRICS)
             assert values["poses"] == 2 * SAMPLES
-            for share in ("below_2", "below_5", "top1_below_2"):
+            for share in ("below_2", "below_5", "top1_below_2", "top1_below_5"):
                 assert 0 <= values[share] <= 100
             assert values["below_2"] <= values["below_5"]
             assert values["median_rmsd"] > 0 and values["seconds"] > 0
@@ -154,6 +154,21 @@ def test_run_reports_every_candidate_in_both_modes_and_chooses_the_best(tuned: d
     assert record["command"] == "python benchmarks/tune_temperatures.py " + " ".join(tuned["argv"])
     assert f"**{chosen}**" in tuned["markdown"]
     assert all(f"| {name} |" in tuned["markdown"] for name in NAMES if name != chosen)
+
+
+def test_the_pocket_spread_sweep_redocks_the_winner_and_matches_its_run_at_the_default_spread(
+    tuned: dict[str, Any],
+) -> None:
+    record = tuned["record"]
+    sweep = record["pocket_sigma_metrics"]
+    assert list(sweep) == ["5", "19"] and DEFAULT_POCKET_SIGMA == 5.0
+    winner = record["metrics"][record["chosen"]]["pocket"]
+    same_spread = sweep["5"]["pocket"]
+    assert {k: v for k, v in same_spread.items() if k != "seconds"} == {
+        k: v for k, v in winner.items() if k != "seconds"
+    }
+    assert sweep["19"]["pocket"]["median_rmsd"] != winner["median_rmsd"]
+    assert "## Pocket prior spread" in tuned["markdown"] and "| 19 |" in tuned["markdown"]
 
 
 def test_sampling_json_round_trips_into_the_chosen_temperatures(tuned: dict[str, Any]) -> None:
@@ -194,6 +209,7 @@ def test_metrics_agree_with_an_independent_docking_of_the_plain_candidate(tuned:
                 latent_source=prior_latents(networks.prior),
                 temperatures=SamplingTemperatures(),
                 prior_center=pockets[rows, :3],
+                prior_sigma_tr=torch.full((SAMPLES,), DEFAULT_POCKET_SIGMA),
                 generator=generator,
             )
             logits = networks.confidence(batch.with_ligand_pos(pos))
@@ -208,7 +224,7 @@ def test_metrics_agree_with_an_independent_docking_of_the_plain_candidate(tuned:
             ]
             rmsds += pose_rmsds
             top1.append(pose_rmsds[int(logits.argmax())])
-    chunks = tune.prepare_chunks(networks, cache, "pocket", SAMPLES, 1)
+    chunks = tune.prepare_chunks(networks, cache, "pocket", SAMPLES, 1, DEFAULT_POCKET_SIGMA)
     latents = prior_latents(networks.prior)
     rmsd, top1_rmsd = tune.dock(networks, chunks, SamplingTemperatures(), latents, SAMPLES, STEPS, SEED)
     assert rmsd.tolist() == pytest.approx(rmsds, rel=1e-5)

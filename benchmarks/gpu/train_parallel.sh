@@ -18,6 +18,8 @@
 # start is run again eagerly. Results in $OUT: train_throughput.{json,md} and, per job, <run>.tgz.part-*
 # (the run folder's networks/, best_networks/, train.jsonl and run.log, split into pieces the device tool
 # returns).
+# JOBALL = jobs in the same form that run first, each on all GPUs at once (DDP through torchrun, e.g. one
+# ~20 GPU-minute run of the default model on the two H200s); the per-GPU jobs start after them.
 # DEADLINE_MINUTES caps job 0's training so that it ends that long after the start despite the table.
 #   cat <run>.tgz.part-* | tar xz   # then copy networks/* into checkpoints/<model>/
 set -uo pipefail
@@ -30,7 +32,7 @@ run_dir() {  # CONFIG [KEY=VALUE ...]: checkpoint_dir of a training config with 
 print(l(sys.argv[1], sys.argv[2:]).train.checkpoint_dir)" "$@"
 }
 
-train_job() {  # GPU CONFIG INIT_FROM MINUTES [KEY=VALUE ...]
+train_job() {  # GPU|all CONFIG INIT_FROM MINUTES [KEY=VALUE ...]
     local gpu=$1 config=$2 init=$3 minutes=$4 dir override
     shift 4
     dir=$(run_dir "$config" "$@")
@@ -55,13 +57,15 @@ train_job() {  # GPU CONFIG INIT_FROM MINUTES [KEY=VALUE ...]
         esac
         echo "GPU $gpu: $config from $found"
     fi
-    CUDA_VISIBLE_DEVICES=$gpu python3 "${args[@]}" >"$dir/run.log" 2>&1
+    local launch=(env CUDA_VISIBLE_DEVICES="$gpu" python3)
+    [ "$gpu" = all ] && launch=(torchrun --standalone --nproc_per_node "$NGPU")
+    "${launch[@]}" "${args[@]}" >"$dir/run.log" 2>&1
     if [ $? -ne 0 ] && grep -q "compile_tensor_products: true" "$config" && ! grep -q '"event": "train"' "$dir/train.jsonl" 2>/dev/null; then
         echo "GPU $gpu: $config failed to start compiled; running it eagerly" | tee -a "$dir/run.log"
         local eager=${config%.yaml}_eager.yaml
         sed 's/compile_tensor_products: true/compile_tensor_products: false/' "$config" >"$eager"
         args[4]=$eager
-        CUDA_VISIBLE_DEVICES=$gpu python3 "${args[@]}" >>"$dir/run.log" 2>&1
+        "${launch[@]}" "${args[@]}" >>"$dir/run.log" 2>&1
     fi
     grep -v '"event": "train"\|"event": "start"\|"event": "checkpoint"' "$dir/run.log" | tail -n 12 | sed "s/^/[GPU $gpu] /"
     local name
@@ -93,6 +97,7 @@ gpu_jobs() {  # GPU JOBS: the ";"-separated jobs of one GPU, in order
     done
 }
 
+[ -n "${JOBALL:-}" ] && gpu_jobs all "$JOBALL"
 pids=()
 for gpu in $(seq 0 $((NGPU - 1))); do
     job_var=JOB$gpu

@@ -185,7 +185,11 @@ def method_names(checkpoints: Sequence[Path | None]) -> list[str]:
 def method_description(checkpoint: Path | None, options: SamplingOptions, variant: str) -> str:
     """One line: checkpoint folder, samples, steps, temperatures and where the translation prior centres."""
     folder = Path(DEFAULT_CHECKPOINT if checkpoint is None else checkpoint)
-    where = "pocket centre at the crystal ligand centroid" if variant == "pocket" else "blind (whole protein)"
+    where = (
+        f"pocket centre at the crystal ligand centroid (prior spread {options.pocket_sigma:g} Å)"
+        if variant == "pocket"
+        else "blind (whole protein)"
+    )
     return (
         f"checkpoint {folder}, {options.samples} samples, {options.steps} steps, "
         f"temperatures {describe_temperatures(options.temperatures)}, {where}"
@@ -271,7 +275,8 @@ def sample_variant(
 
     def sample(indices: list[int]) -> list[SampledPoses]:
         subset = cache.subset(indices)
-        return networks.sample(subset, inputs.prior_centers[indices], options).per_complex()
+        pocket = torch.full((len(indices),), variant == "pocket")
+        return networks.sample(subset, inputs.prior_centers[indices], options, pocket).per_complex()
 
     (done, failures), timing = timed(networks.device, lambda: isolating_failures(sample, cache.names))
     counts = cache.counts.cpu()
@@ -459,9 +464,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         choices=tuple(TEMPERATURE_PRESETS),
         help="Sampling temperatures (tuned: each checkpoint's sampling.json) [default: the inputs file's].",
     )
+    parser.add_argument(
+        "--pocket-sigma",
+        type=float,
+        help="Å, spread of the pocket variant's translation prior [default: the inputs file's].",
+    )
     args = parser.parse_args(argv)
     if args.batch_size is not None and args.batch_size < 1:
         parser.error("--batch-size must be at least 1")
+    if args.pocket_sigma is not None and not args.pocket_sigma > 0:
+        parser.error("--pocket-sigma must be a positive number of Å")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     checkpoints: list[Path | None] = args.checkpoints or [None]
     try:
@@ -471,6 +483,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             options = dataclasses.replace(options, graphs_per_batch=args.batch_size)
         if args.temperatures is not None:
             options = dataclasses.replace(options, temperatures=TEMPERATURE_PRESETS[args.temperatures])
+        if args.pocket_sigma is not None:
+            options = dataclasses.replace(options, pocket_sigma=args.pocket_sigma)
         missing = sorted(set(args.variants or ()) - set(inputs.variants))
         if missing:
             present = ", ".join(inputs.variants)

@@ -22,6 +22,12 @@ component when ``T ≠ 1``), with ``σ_d = σ_min^{1−τ_d} σ_max^{τ_d}``:
 where ``T`` is ``temp_sampling`` (an *inverse* temperature: ``T > 1`` sharpens), ``ψ`` is ``temp_psi``
 and ``τ_d`` is ``temp_sigma_data``. ``z = 0`` on the last executed step when final-step noise is off.
 
+**Pocket prior.** A graph whose centroid is known to within ``σ_p < σ_tr,max`` (a given pocket centre)
+starts from ``N(c, σ_p² I)`` and its translation step is scaled by the share ``f_i`` of the step's
+variance drop that lies below ``σ_p²`` (drift by ``f_i``, noise variance by ``f_i``;
+:func:`translation_step_shares`): it stays put while ``σ_tr(t) ≥ σ_p`` and then follows the plain
+reverse SDE, while rotation and torsions take every step.
+
 **Trust region.** Before a step, each score vector is shortened to at most :data:`SCORE_TRUST_LIMIT`
 times its normaliser (``1/σ_tr`` for a translation, ``N_rot(σ_rot)`` for a rotation, ``sqrt(E[s²](σ_tor))``
 for a torsion; the training targets of these normalised sizes are of order one), and a non-finite score
@@ -32,8 +38,7 @@ pose updates' SVDs fail on non-finite coordinates, failing the whole batch).
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -141,6 +146,7 @@ def sample_poses(
     temperatures: SamplingTemperatures | None = None,
     final_step_noise: bool = False,
     prior_center: torch.Tensor | None = None,
+    prior_sigma_tr: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Dock every graph of ``batch`` by reverse diffusion.
@@ -166,6 +172,11 @@ def sample_poses(
         Whether the last step adds noise (the released commands: no).
     prior_center
         ``float[B, 3]`` mean of the translation prior (a pocket centre); default the frame origin.
+    prior_sigma_tr
+        ``float[B]``: ``σ_p`` (Å), spread of each graph's translation prior; default (and at most)
+        ``σ_tr,max``. A smaller one says the centroid is known to within ``σ_p`` (a pocket centre): that
+        graph's translation stays put while ``σ_tr(t) > σ_p`` and follows the reverse SDE below
+        (:func:`translation_step_shares`).
     generator
         ``torch.Generator`` on ``batch.device`` for the prior, the tokens and every step's noise.
 
@@ -177,12 +188,15 @@ def sample_poses(
     """
     temperatures = temperatures or SamplingTemperatures()
     num_graphs, device, dtype = batch.num_graphs, batch.device, batch.conformer_pos.dtype
+    sigma_tr_max = torch.full((num_graphs,), schedule.tr.sigma_max, device=device, dtype=dtype)
+    if prior_sigma_tr is not None:
+        sigma_tr_max = sigma_tr_max.clamp(max=prior_sigma_tr.to(device, dtype))
     pos = randomize_poses(
         batch.conformer_pos,
         batch.atom_graph,
         num_graphs,
         batch.torsions,
-        sigma_tr_max=schedule.tr.sigma_max,
+        sigma_tr_max=sigma_tr_max,
         center=prior_center,
         generator=generator,
     )
@@ -190,25 +204,52 @@ def sample_poses(
     component_schedules = (schedule.tr, schedule.rot, schedule.tor)
     component_temperatures = (temperatures.tr, temperatures.rot, temperatures.tor)
     steps = time_grid(num_steps, actual_steps)
+    tr_shares = translation_step_shares(schedule.tr, steps, sigma_tr_max)
     for index, (t, dt) in enumerate(steps):
         times = torch.full((num_graphs,), t, device=device, dtype=dtype)
         scores = score_function(batch.with_ligand_pos(pos), times, latents)
         add_noise = final_step_noise or index < len(steps) - 1
         deltas = []
         scores_by_component = (scores.tr, scores.rot, scores.tor)
-        for component, temperature, score, normaliser in zip(
-            component_schedules, component_temperatures, scores_by_component, _SCORE_NORMALISERS, strict=True
+        step_shares = (tr_shares[index][:, None], 1.0, 1.0)
+        for component, temperature, score, normaliser, share in zip(
+            component_schedules,
+            component_temperatures,
+            scores_by_component,
+            _SCORE_NORMALISERS,
+            step_shares,
+            strict=True,
         ):
             score = _within_trust_region(score, normaliser(_float_at(component.sigma, t)))
             g = _float_at(component.diffusion_coefficient, t)
             drift_scale, noise_scale = temperature.step_scales(component, t)
-            delta = g**2 * dt * drift_scale * score
+            delta = share * g**2 * dt * drift_scale * score
             if add_noise:
                 z = torch.randn(score.shape, generator=generator, device=device, dtype=dtype)
-                delta = delta + g * math.sqrt(dt * noise_scale) * z
+                delta = delta + g * (share * dt * noise_scale) ** 0.5 * z
             deltas.append(delta)
         pos = apply_pose_updates(pos, batch.atom_graph, num_graphs, *deltas, batch.torsions)
     return pos
+
+
+def translation_step_shares(
+    schedule: GeometricSchedule, steps: Sequence[tuple[float, float]], prior_sigma: torch.Tensor
+) -> torch.Tensor:
+    """``float[k, B]``: share ``f_i ∈ [0, 1]`` of step ``i``'s translation variance left to graph ``b``
+    under a translation prior of spread ``σ_p,b`` (``prior_sigma``, ``float[B]``).
+
+    Step ``i`` lowers the translation variance from ``σ(t_i)²`` to ``σ(t_i − Δt_i)²``. With the centroid
+    known to within ``σ_p`` the process starts where ``σ(t) = σ_p``, so the step only has to remove
+    ``min(σ(t_i), σ_p)² − min(σ(t_i − Δt_i), σ_p)²``; ``f_i`` is that over the full drop, and the step's
+    drift and noise variance are scaled by it: ``f_i = 1`` at every step for ``σ_p ≥ σ_max`` (the plain
+    sampler), ``0`` while ``σ(t) ≥ σ_p``, and ``Σ_i f_i (σ(t_i)² − σ(t_i − Δt_i)²) = σ_p² − σ_min²``.
+    """
+    shares = []
+    for t, dt in steps:
+        high, low = (_float_at(schedule.sigma, u) for u in (t, t - dt))
+        kept = prior_sigma.clamp(max=high) ** 2 - prior_sigma.clamp(max=low) ** 2
+        shares.append(kept / (high**2 - low**2))
+    return torch.stack(shares)
 
 
 def oracle_latents(encoder: LatentEncoder) -> LatentSource:

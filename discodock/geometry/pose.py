@@ -341,7 +341,7 @@ def randomize_poses(
     atom_graph: torch.Tensor,
     num_graphs: int,
     torsions: TorsionIndex | None,
-    sigma_tr_max: float = 19.0,
+    sigma_tr_max: float | torch.Tensor = 19.0,
     center: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
@@ -359,7 +359,7 @@ def randomize_poses(
     torsions
         Rotatable bonds, or ``None`` for rigid ligands.
     sigma_tr_max
-        Translation scale in Å (19 Å in the released configs).
+        Translation scale in Å (19 Å in the released configs), or ``float[B]`` one per graph.
     center
         ``float[3]`` or ``float[B, 3]`` prior centre; default the origin (the protein centre).
     generator
@@ -375,7 +375,8 @@ def randomize_poses(
         uniform = torch.rand(torsions.num_torsions, generator=generator, device=device, dtype=dtype)
         pos = apply_torsion_updates(pos, torsions, (2.0 * uniform - 1.0) * math.pi)
     rotation = random_rotation_matrices(num_graphs, generator=generator, device=device, dtype=dtype)
-    offset = sigma_tr_max * torch.randn(num_graphs, 3, generator=generator, device=device, dtype=dtype)
+    scale = torch.as_tensor(sigma_tr_max, device=device, dtype=dtype).reshape(-1, 1)
+    offset = scale * torch.randn(num_graphs, 3, generator=generator, device=device, dtype=dtype)
     if center is not None:
         offset = offset + center.to(dtype)
     centered = centred(pos, atom_graph, num_graphs)

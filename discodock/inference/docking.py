@@ -50,6 +50,7 @@ from discodock.errors import InputError
 from discodock.inference.networks import (
     DEFAULT_CHECKPOINT,
     DEFAULT_POCKET_MARGIN,
+    DEFAULT_POCKET_SIGMA,
     TEMPERATURE_PRESETS,
     ConfidenceFunction,
     DockingNetworks,
@@ -63,6 +64,7 @@ from discodock.model.score_model import ScoreModel
 __all__ = [
     "DEFAULT_CHECKPOINT",
     "DEFAULT_POCKET_MARGIN",
+    "DEFAULT_POCKET_SIGMA",
     "TEMPERATURE_PRESETS",
     "ComplexPreparer",
     "DockedPose",
@@ -180,6 +182,9 @@ class DockingJob:
         ``float32[3]``: centre of the translation prior in that frame (0: the protein centre).
     residue_index
         ``int64[R]``: row in ``protein`` of each residue of ``features`` (a subset with a pocket).
+    in_pocket
+        Whether ``prior_center`` is a given pocket centre (translation prior of spread
+        ``SamplingOptions.pocket_sigma``) rather than the protein centre.
     """
 
     name: str
@@ -188,6 +193,7 @@ class DockingJob:
     features: ComplexData
     prior_center: np.ndarray
     residue_index: np.ndarray
+    in_pocket: bool = False
 
 
 class ComplexPreparer:
@@ -302,7 +308,9 @@ class ComplexPreparer:
             prior_center = (center - features.center).astype(np.float32)
         elif pocket_radius is not None:
             raise InputError(str(pocket_radius), "a pocket radius needs a pocket centre")
-        return DockingJob(name, parsed, ligand, features, prior_center, receptor.residue_index)
+        return DockingJob(
+            name, parsed, ligand, features, prior_center, receptor.residue_index, pocket_center is not None
+        )
 
 
 class DockingModel(ComplexPreparer):
@@ -405,6 +413,7 @@ class DockingModel(ComplexPreparer):
         logit_multiplier: float | None = None,
         temperatures: SamplingTemperatures | None = None,
         graphs_per_batch: int | None = None,
+        pocket_sigma: float = DEFAULT_POCKET_SIGMA,
     ) -> list[DockingResult]:
         """Dock one or many ligands into one receptor, all in shared device batches.
 
@@ -414,7 +423,7 @@ class DockingModel(ComplexPreparer):
             Receptor file or parsed :class:`Protein` (featurized once, then cached).
         ligands
             A ligand file (every molecule in it), a SMILES string, an RDKit ``Mol``, or a sequence of these.
-        samples, steps, seed, latents, logit_multiplier, temperatures, graphs_per_batch
+        samples, steps, seed, latents, logit_multiplier, temperatures, graphs_per_batch, pocket_sigma
             See :class:`SamplingOptions`.
         pocket_center, pocket_radius
             ``(x, y, z)`` in the input frame and Å, to restrict the translation prior and the receptor
@@ -438,6 +447,7 @@ class DockingModel(ComplexPreparer):
             logit_multiplier=logit_multiplier,
             temperatures=temperatures,
             graphs_per_batch=graphs_per_batch,
+            pocket_sigma=pocket_sigma,
         )
         molecules = [mol for source in _ligand_sources(ligands) for mol in _ligand_molecules(source)]
         jobs = [
@@ -478,7 +488,8 @@ class DockingModel(ComplexPreparer):
             return []
         cache = ComplexCache.from_complexes([job.features for job in jobs])
         prior_centers = torch.as_tensor(np.stack([job.prior_center for job in jobs]))
-        return ranked_results(jobs, self.networks.sample(cache, prior_centers, options))
+        pocket = torch.tensor([job.in_pocket for job in jobs])
+        return ranked_results(jobs, self.networks.sample(cache, prior_centers, options, pocket))
 
 
 def ligand_centroid(source: str | Path) -> np.ndarray:

@@ -72,6 +72,12 @@ DEFAULT_POCKET_MARGIN = 20.0
 centroid), so that a ligand centred anywhere near the pocket centre has every residue within DiffDock's
 ``t = 0`` ligand–residue cutoff (20 Å) in the graph."""
 
+DEFAULT_POCKET_SIGMA = 5.0
+"""Å; spread of the translation prior around a given pocket centre (``SamplingOptions.pocket_sigma``):
+the ligand starts within a few Å of the centre, and its translation follows the reverse SDE only once
+``σ_tr(t)`` has fallen below this (:func:`~discodock.diffusion.sampler.translation_step_shares`). Chosen
+on the validation set (``benchmarks/results/tuning/README.md``); blind docking keeps ``σ_tr,max``."""
+
 CPU_GRAPHS_PER_BATCH = 64
 """Graphs per batch on a CPU (memory is not the limit there; larger batches gain little)."""
 
@@ -151,6 +157,9 @@ class SamplingOptions:
         (:data:`SAMPLING_FILE`), the plain reverse SDE where it has none.
     graphs_per_batch
         Graphs (complex copies) per device batch; default from the free GPU memory, 64 on a CPU.
+    pocket_sigma
+        Å; spread of the translation prior around a pocket centre (:data:`DEFAULT_POCKET_SIGMA`); at
+        least the schedule's ``σ_tr,max`` (19 Å) gives the plain prior.
     """
 
     samples: int = 40
@@ -160,6 +169,7 @@ class SamplingOptions:
     logit_multiplier: float | None = None
     temperatures: SamplingTemperatures | None = None
     graphs_per_batch: int | None = None
+    pocket_sigma: float = DEFAULT_POCKET_SIGMA
 
     def __post_init__(self) -> None:
         if self.samples < 1 or self.steps < 1:
@@ -170,6 +180,8 @@ class SamplingOptions:
             raise ValueError(f"latents must be 'prior' or 'null', got {self.latents!r}")
         if self.graphs_per_batch is not None and self.graphs_per_batch < 1:
             raise ValueError(f"graphs_per_batch must be ≥ 1, got {self.graphs_per_batch}")
+        if not self.pocket_sigma > 0:
+            raise ValueError(f"pocket_sigma must be a positive number of Å, got {self.pocket_sigma}")
 
     @classmethod
     def from_dict(cls, record: dict[str, Any]) -> SamplingOptions:
@@ -374,7 +386,11 @@ class DockingNetworks:
         return min(2 ** int(math.log2(fitting)), MAX_GRAPHS_PER_BATCH)
 
     def sample(
-        self, cache: ComplexCache, prior_centers: torch.Tensor, options: SamplingOptions
+        self,
+        cache: ComplexCache,
+        prior_centers: torch.Tensor,
+        options: SamplingOptions,
+        pocket: torch.Tensor | None = None,
     ) -> SampledPoses:
         """Sample and score ``options.samples`` poses of every complex of ``cache``, many per device batch.
 
@@ -386,6 +402,9 @@ class DockingNetworks:
             ``float32[C, 3]``: centre of each complex's translation prior in its frame (0: protein centre).
         options
             Sampling options.
+        pocket
+            ``bool[C]``: whether that centre is a pocket centre (prior spread ``options.pocket_sigma``)
+            rather than the protein centre (``σ_tr,max``); default all ``False``.
 
         Returns
         -------
@@ -398,6 +417,10 @@ class DockingNetworks:
         atoms = counts[:, COUNT_COLUMNS.index("atoms")]
         cache = cache.to(self.device)
         prior_centers = prior_centers.to(self.device)
+        sigma_max = self.score_model.config.schedule.tr.sigma_max
+        prior_sigmas = torch.full((len(cache),), sigma_max, device=self.device)
+        if pocket is not None:
+            prior_sigmas[pocket.to(self.device)] = min(options.pocket_sigma, sigma_max)
         samples = options.samples
         graph_complex = torch.arange(len(cache), device=self.device).repeat_interleave(samples)
         batches = []
@@ -407,7 +430,11 @@ class DockingNetworks:
             index = graph_complex[start : start + size]
             names = [cache.names[c] for c in sorted(set(index.tolist()))]
             try:
-                batches.append(self._sample_batch(cache, index, prior_centers[index], options, start, names))
+                batches.append(
+                    self._sample_batch(
+                        cache, index, prior_centers[index], prior_sigmas[index], options, start, names
+                    )
+                )
             except torch.OutOfMemoryError:
                 if size == 1:
                     raise
@@ -432,6 +459,7 @@ class DockingNetworks:
         cache: ComplexCache,
         index: torch.Tensor,
         prior_center: torch.Tensor,
+        prior_sigma: torch.Tensor,
         options: SamplingOptions,
         first_graph: int,
         names: list[str],
@@ -450,6 +478,7 @@ class DockingNetworks:
             latent_source=self._latent_source(options, drawn),
             temperatures=options.temperatures,
             prior_center=prior_center,
+            prior_sigma_tr=prior_sigma,
             generator=generator,
         )
         if self.confidence is None:
