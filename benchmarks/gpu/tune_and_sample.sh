@@ -14,7 +14,7 @@
 # jobs of those GPUs; TUNE_ARGS adds arguments to
 # tune_temperatures.py (e.g. "--candidates diffdock-s --pocket-sigmas 19 10 5 3 2" with TUNE_WRITE=0: a
 # pocket prior spread sweep that leaves sampling.json alone). SAMPLE_TIMEOUT caps each sampling run
-# (seconds, default 400).
+# (seconds, default 480; DisCo's blind run of the 346 test complexes takes about 400).
 # PRIOR="CONFIG CHECKPOINT MINUTES": first, on GPU 0, train the prior of CHECKPOINT's networks (warm start
 # from its prior.pt) and copy the best one (best_networks/prior.pt) into CHECKPOINT; jobs of any GPU
 # that name CHECKPOINT wait for it. The prior's run folder goes to $OUT/<run>.tgz.
@@ -67,7 +67,7 @@ gpu_job() {  # GPU CHECKPOINT NAME [VARIANT ...]
         variants+=(--variant "$variant")
     done
     if [ ${#variants[@]} -gt 0 ]; then
-        CUDA_VISIBLE_DEVICES=$gpu timeout "${SAMPLE_TIMEOUT:-400}" python3 -m discodock.benchmark.sample_inputs \
+        CUDA_VISIBLE_DEVICES=$gpu timeout "${SAMPLE_TIMEOUT:-480}" python3 -m discodock.benchmark.sample_inputs \
             --inputs .gpu/bench_inputs.pt --checkpoint "$method" --out "$OUT/samples" \
             --device cuda --temperatures tuned "${variants[@]}" >>"$log" 2>&1
     fi
@@ -93,8 +93,10 @@ rm -f /tmp/prior.done
 pids=()
 for gpu in 0 1 2 3; do
     job_var=JOB$gpu
-    [ -z "${!job_var:-}" ] && continue
-    gpu_jobs "$gpu" "${!job_var}" &
+    if [ -z "${!job_var:-}" ] && ! { [ "$gpu" = 0 ] && [ -n "${PRIOR:-}" ]; }; then
+        continue  # no jobs (GPU 0 still trains PRIOR)
+    fi
+    gpu_jobs "$gpu" "${!job_var:-}" &
     pids+=($!)
 done
 wait "${pids[@]}"
