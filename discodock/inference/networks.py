@@ -417,10 +417,9 @@ class DockingNetworks:
         atoms = counts[:, COUNT_COLUMNS.index("atoms")]
         cache = cache.to(self.device)
         prior_centers = prior_centers.to(self.device)
-        sigma_max = self.score_model.config.schedule.tr.sigma_max
-        prior_sigmas = torch.full((len(cache),), sigma_max, device=self.device)
+        prior_sigmas = torch.full((len(cache),), math.inf, device=self.device)  # inf: the blind prior
         if pocket is not None:
-            prior_sigmas[pocket.to(self.device)] = min(options.pocket_sigma, sigma_max)
+            prior_sigmas[pocket.to(self.device)] = options.pocket_sigma  # sample_poses caps it at σ_max
         samples = options.samples
         graph_complex = torch.arange(len(cache), device=self.device).repeat_interleave(samples)
         batches = []
