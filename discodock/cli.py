@@ -51,6 +51,15 @@ pocket_sigma_option = click.option(
     help="Å; with a pocket centre, the ligand starts within about S of it and its translation is denoised "
     "from there (19 or more: the blind prior's spread).",
 )
+consensus_weight_option = click.option(
+    "--consensus-weight",
+    type=click.FloatRange(min=0),
+    default=1.0,  # discodock.inference.ranking.DEFAULT_CONSENSUS_WEIGHT (importing it pulls in torch)
+    show_default=True,
+    metavar="W",
+    help="Rank poses by confidence + W × how many other samples lie within 2 Å (both z-scored); 0: by "
+    "confidence alone.",
+)
 batch_size_option = click.option(
     "--batch-size",
     type=click.IntRange(min=1),
@@ -62,6 +71,106 @@ batch_size_option = click.option(
 @click.version_option(package_name="discodock")
 def main() -> None:
     """discodock: protein-ligand docking by diffusion with discrete latent tokens."""
+
+
+@main.command("dock-cache")
+@click.option(
+    "--cache",
+    "cache_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Cache of `discodock prepare`.",
+)
+@click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Docked-poses file (.pt).")
+@click.option(
+    "--checkpoint",
+    type=click.Path(path_type=Path),
+    help="Checkpoint folder [default: the shipped checkpoints/disco_small].",
+)
+@click.option(
+    "--samples",
+    default=8,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Poses per complex in each mode (blind, pocket).",
+)
+@steps_option
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the pockets and the sampling.")
+@click.option(
+    "--shard",
+    default="0/1",
+    show_default=True,
+    metavar="I/N",
+    help="Dock only the I-th of N equal slices of the cache (one process per GPU).",
+)
+@click.option(
+    "--pocket-jitter", default=2.0, show_default=True, type=float, help="Å; pocket centres around the ligand."
+)
+@click.option(
+    "--pocket-margin",
+    default=20.0,
+    show_default=True,
+    type=float,
+    help="Å; pocket radius beyond the conformer's.",
+)
+@pocket_sigma_option
+@device_option
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def dock_cache(
+    cache_path: Path,
+    out: Path,
+    checkpoint: Path | None,
+    samples: int,
+    steps: int,
+    seed: int,
+    shard: str,
+    pocket_jitter: float,
+    pocket_margin: float,
+    pocket_sigma: float,
+    device: str | None,
+    quiet: bool,
+) -> None:
+    """Dock every complex of a training or validation cache, blind and in a pocket, for the confidence model.
+
+    The poses (train.docked_poses, train.val_docked_poses of a confidence run) are sampled as `predict`
+    samples them, with the checkpoint's tuned temperatures; see discodock.inference.dock_cache.
+    """
+    from discodock.data.cache import ComplexCache
+    from discodock.inference.dock_cache import dock_cache as dock
+    from discodock.inference.networks import DockingNetworks, SamplingOptions  # no RDKit: runs on a GPU host
+
+    try:
+        index, count = (int(part) for part in shard.split("/"))
+    except ValueError:
+        raise click.BadParameter(f"expected I/N, got {shard!r}", param_hint="--shard") from None
+    if not 0 <= index < count:
+        raise click.BadParameter(f"need 0 ≤ I < N, got {shard}", param_hint="--shard")
+    if not cache_path.is_file():
+        raise InputError(cache_path, "cache file not found")
+    start = time.perf_counter()
+    networks = DockingNetworks.load(checkpoint, device=device)
+    cache = ComplexCache.load(cache_path)
+    if not cache.has_crystal_pose:
+        raise InputError(
+            cache_path, "the cache has no crystal poses (prepare it from complexes with ligands)"
+        )
+    bounds = [len(cache) * k // count for k in (index, index + 1)]
+    cache = cache.subset(range(*bounds))
+    options = SamplingOptions(steps=steps, seed=seed, pocket_sigma=pocket_sigma)
+    docked = dock(
+        networks,
+        cache,
+        samples,
+        options,
+        pocket_jitter=pocket_jitter,
+        pocket_margin=pocket_margin,
+        progress=not quiet,
+    )
+    docked.save(out)
+    click.echo(
+        f"docked {len(cache)} complexes × {2 * samples} poses in {time.perf_counter() - start:.0f} s; "
+        f"wrote {out}"
+    )
 
 
 @main.command()
@@ -220,6 +329,7 @@ def train(
 )
 @temperatures_option
 @pocket_sigma_option
+@consensus_weight_option
 @batch_size_option
 @click.option("--hydrogens", is_flag=True, help="Add hydrogens with 3D coordinates to the written poses.")
 @click.option("--complex-pdb", is_flag=True, help="Also write complex.pdb: the receptor and the rank-1 pose.")
@@ -243,6 +353,7 @@ def predict(
     logit_multiplier: float | None,
     temperatures: str,
     pocket_sigma: float,
+    consensus_weight: float,
     batch_size: int | None,
     hydrogens: bool,
     complex_pdb: bool,
@@ -288,6 +399,7 @@ def predict(
         temperatures=TEMPERATURE_PRESETS[temperatures],
         graphs_per_batch=batch_size,
         pocket_sigma=pocket_sigma,
+        consensus_weight=consensus_weight,
     )
     outputs = PredictOutputs(out, hydrogens=hydrogens, complex_pdb=complex_pdb, override=override)
     summary = predict_items(
@@ -416,6 +528,7 @@ def predict(
 @batch_size_option
 @temperatures_option
 @pocket_sigma_option
+@consensus_weight_option
 @click.option(
     "--posebusters-subset",
     is_flag=True,
@@ -454,6 +567,7 @@ def benchmark(
     batch_size: int | None,
     temperatures: str,
     pocket_sigma: float,
+    consensus_weight: float,
     posebusters_subset: bool,
     no_posebusters: bool,
     posebusters_workers: int,
@@ -503,6 +617,7 @@ def benchmark(
         temperatures=TEMPERATURE_PRESETS[temperatures],
         graphs_per_batch=batch_size,
         pocket_sigma=pocket_sigma,
+        consensus_weight=consensus_weight,
     )
     start = time.perf_counter()
     if export_inputs is not None:

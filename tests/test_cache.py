@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from discodock.data.batch import collate
 from discodock.data.cache import COUNT_COLUMNS, XZ_MAGIC, ComplexCache, ragged_rows
 from discodock.data.complex import ComplexData
 from discodock.errors import InputError
@@ -112,3 +114,31 @@ def test_exact_payload_keeps_every_value_while_the_file_rounds_the_frames(
     assert not torch.equal(compact.fields["residue_frame"], example_cache.fields["residue_frame"])  # float16
     with pytest.raises(InputError, match="payload: not a discodock cache of format version"):
         ComplexCache.from_payload({"version": 0}, "payload")
+
+
+def test_cropped_cache_keeps_the_residues_that_collate_keeps_for_the_same_pockets(
+    cache: ComplexCache,
+) -> None:
+    centers = torch.stack(
+        [pos.mean(0) for pos in cache.fields["crystal_pos"].split(cache.counts[:, 1].tolist())]
+    )
+    radii = torch.tensor([12.0, math.inf])
+    cropped = cache.cropped(centers, radii)
+    pockets = torch.cat([centers, radii[:, None]], dim=1)
+    index = torch.arange(len(cache))
+    from_cache = collate(cropped, index)
+    from_collate = collate(cache, index, pockets=pockets)
+    for name in (
+        "residue_pos",
+        "residue_types",
+        "residue_frame",
+        "residue_graph",
+        "receptor_edges",
+        "ligand_pos",
+    ):
+        assert torch.equal(getattr(from_cache, name), getattr(from_collate, name)), name
+    residues = cache.counts[:, COUNT_COLUMNS.index("residues")]
+    kept = cropped.counts[:, COUNT_COLUMNS.index("residues")]
+    assert 0 < kept[0] < residues[0] and kept[1] == residues[1]
+    assert torch.equal(cropped.counts[:, 1:], cache.counts[:, 1:])
+    assert torch.equal(from_collate.pockets, pockets) and from_cache.pockets is None

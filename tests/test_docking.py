@@ -26,6 +26,7 @@ from discodock.data.protein import read_protein
 from discodock.errors import InputError
 from discodock.geometry.pose import graph_mean
 from discodock.inference.docking import DEFAULT_POCKET_SIGMA, SamplingOptions, as_ligand, ligand_centroid
+from discodock.inference.ranking import DEFAULT_CONSENSUS_WEIGHT, neighbour_counts, rank_scores
 from discodock.model.config import ModelConfig
 from discodock.model.score_model import ScoreModel
 
@@ -87,7 +88,7 @@ def test_load_without_prior_and_confidence_warns_once_each_and_samples_unranked_
     messages = [record.getMessage() for record in caplog.records]
     assert len(messages) == 2
     assert "no prior" in messages[0] and "no confidence model" in messages[1]
-    (result,) = model.dock(PROTEIN, SMILES, samples=3, steps=1, seed=0)
+    (result,) = model.dock(PROTEIN, SMILES, samples=3, steps=1, seed=0, consensus_weight=0.0)
     assert not result.ranked
     assert [pose.sample_index for pose in result.poses] == [0, 1, 2]  # sampling order
     assert all(np.isnan(pose.confidence) for pose in result.poses)
@@ -212,7 +213,7 @@ def test_pocket_centre_moves_the_translation_prior_and_poses_are_in_the_input_fr
 
 
 def test_the_checkpoint_confidence_model_ranks_the_poses(model: DockingModel) -> None:
-    (result,) = model.dock(PROTEIN, LIGAND, samples=4, steps=1, seed=0)
+    (result,) = model.dock(PROTEIN, LIGAND, samples=4, steps=1, seed=0, consensus_weight=0.0)
     confidences = [pose.confidence for pose in result.poses]
     assert result.ranked and np.isfinite(confidences).all()
     assert confidences == sorted(confidences, reverse=True)
@@ -220,7 +221,7 @@ def test_the_checkpoint_confidence_model_ranks_the_poses(model: DockingModel) ->
 
 
 def test_confidence_ranks_the_poses(ranking_model: DockingModel) -> None:
-    (result,) = ranking_model.dock(PROTEIN, LIGAND, samples=5, steps=2, seed=0)
+    (result,) = ranking_model.dock(PROTEIN, LIGAND, samples=5, steps=2, seed=0, consensus_weight=0.0)
     assert result.ranked
     confidences = [pose.confidence for pose in result.poses]
     assert confidences == sorted(confidences, reverse=True)
@@ -230,6 +231,24 @@ def test_confidence_ranks_the_poses(ranking_model: DockingModel) -> None:
         expected = -np.linalg.norm(positions(pose.mol).mean(axis=0) - centre)
         assert pose.confidence == pytest.approx(expected, abs=1e-3)
         assert pose.mol.GetDoubleProp("confidence") == pose.confidence
+
+
+def test_by_default_the_samples_consensus_joins_the_confidence_in_the_rank_score(
+    ranking_model: DockingModel,
+) -> None:
+    """Poses are sorted by their ``rank_score``, which is :func:`rank_scores` of the samples as docked."""
+    (result,) = ranking_model.dock(PROTEIN, LIGAND, samples=6, steps=2, seed=0)
+    scores = [pose.mol.GetDoubleProp("rank_score") for pose in result.poses]
+    assert scores == sorted(scores, reverse=True)
+    by_sample = sorted(result.poses, key=lambda pose: pose.sample_index)
+    stacked = torch.as_tensor(np.stack([positions(pose.mol) for pose in by_sample]))
+    confidences = torch.tensor([pose.confidence for pose in by_sample], dtype=torch.float64)
+    expected = rank_scores(confidences, stacked, DEFAULT_CONSENSUS_WEIGHT)
+    np.testing.assert_allclose(
+        [pose.mol.GetDoubleProp("rank_score") for pose in by_sample], expected, atol=1e-5
+    )
+    neighbours = [pose.mol.GetIntProp("consensus_neighbours") for pose in by_sample]
+    assert neighbours == neighbour_counts(stacked).int().tolist()
 
 
 def test_many_complexes_in_small_batches_match_their_own_graphs(ranking_model: DockingModel) -> None:

@@ -27,6 +27,7 @@ from discodock.inference.predict import (
     safe_name,
     single_items,
 )
+from discodock.inference.ranking import DEFAULT_CONSENSUS_WEIGHT
 
 from .conftest import EXAMPLE_IDS, EXAMPLES, REPO
 from .test_docking import LIGAND, PROTEIN, make_test_checkpoint, one_thread  # noqa: F401
@@ -350,7 +351,10 @@ def test_pocket_radius_crops_as_in_the_api_and_an_empty_pocket_is_one_clean_erro
 
 
 @pytest.mark.parametrize("command", ["predict", "benchmark"])
-def test_the_pocket_sigma_option_defaults_to_the_api_default(command: str) -> None:
-    """The CLI states the default as a literal (importing it would load torch at start-up): keep it equal."""
-    option = next(param for param in main.commands[command].params if param.name == "pocket_sigma")
-    assert option.default == DEFAULT_POCKET_SIGMA == SamplingOptions().pocket_sigma
+def test_the_pocket_sigma_and_consensus_options_default_to_the_api_defaults(command: str) -> None:
+    """The CLI states the defaults as literals (importing them loads torch at start-up): keep them equal."""
+    options = {param.name: param for param in main.commands[command].params}
+    assert options["pocket_sigma"].default == DEFAULT_POCKET_SIGMA == SamplingOptions().pocket_sigma
+    assert (
+        options["consensus_weight"].default == DEFAULT_CONSENSUS_WEIGHT == SamplingOptions().consensus_weight
+    )

@@ -17,6 +17,7 @@ import torch
 
 from discodock.data.batch import ComplexBatch, collate, copied_rows
 from discodock.data.cache import ComplexCache
+from discodock.data.docked_poses import DockedPoses
 from discodock.diffusion.loss import LOSS_TERMS, score_matching_loss
 from discodock.diffusion.noising import noise_batch
 from discodock.diffusion.sampler import prior_input_batch
@@ -43,6 +44,7 @@ from discodock.training.trainer import (
     ScoreStage,
     TrainingSummary,
     complex_logits,
+    pose_rmsd,
     train,
     training_batches,
 )
@@ -345,6 +347,14 @@ def test_confidence_experiment_file_loads() -> None:
     experiment = load_experiment(REPO / "configs" / "train_confidence_small.yaml")
     assert experiment.train.stage == "confidence"
     assert experiment.model.confidence.sampled_pose_fraction == 0.0
+    docked = load_experiment(
+        REPO / "configs" / "train_confidence_docked_small.yaml",
+        ["model.confidence.sampled_pose_fraction=0.5"],
+    )
+    assert docked.model.confidence.sampled_pose_fraction == 0.5
+    assert (
+        docked.train.docked_poses == "docked/train-*.pt" and docked.train.val_docked_poses == "docked/val.pt"
+    )
 
 
 def test_confidence_stage_learns_to_tell_poses_within_2_angstrom(cache_path: Path, tmp_path: Path) -> None:
@@ -412,45 +422,109 @@ def test_every_stage_warm_starts_from_one_shared_network_folder(cache_path: Path
     assert warm.steps == 4 and [r["step"] for r in log_records(tmp_path / "again", "train")] == [4]
 
 
-def test_confidence_stage_mixes_in_poses_docked_by_a_trained_score_stage(
-    cache_path: Path, tmp_path: Path
+def docked_experiment(cache_path: Path, out: Path, docked: Path, **train: Any) -> ExperimentConfig:
+    """:func:`confidence_experiment` with half the training poses and the validation docked beforehand."""
+    experiment = confidence_experiment(
+        cache_path, out, docked_poses=str(docked), val_docked_poses=str(docked), **train
+    )
+    confidence = dataclasses.replace(experiment.model.confidence, sampled_pose_fraction=0.5, sampling_steps=2)
+    return dataclasses.replace(experiment, model=dataclasses.replace(experiment.model, confidence=confidence))
+
+
+@pytest.fixture(scope="module")
+def docked_path(cache_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two blind and two pocket poses of each complex, docked by random tiny networks in 2 steps."""
+    from discodock.inference.dock_cache import dock_cache
+    from discodock.inference.networks import DockingNetworks, SamplingOptions
+
+    from .test_docking import make_test_checkpoint
+
+    folder = tmp_path_factory.mktemp("docked")
+    networks = DockingNetworks.load(make_test_checkpoint(folder / "checkpoint"), device="cpu")
+    options = SamplingOptions(steps=2, seed=1)
+    docked = dock_cache(networks, ComplexCache.load(cache_path), 2, options, progress=False)
+    docked.save(folder / "docked.pt")
+    return folder / "docked.pt"
+
+
+def test_confidence_stage_mixes_in_docked_poses_with_the_receptor_crop_they_were_docked_in(
+    cache_path: Path, docked_path: Path, tmp_path: Path
 ) -> None:
-    """With ``sampled_pose_fraction``, each graph's training pose is either its noised or its docked pose."""
+    """With ``sampled_pose_fraction``, each graph's training pose is either its noised pose (in the batch's
+    crop) or one of its docked poses (in that pose's crop)."""
     cache = ComplexCache.load(cache_path)
     group = ProcessGroup(0, 1, torch.device("cpu"))
     base = confidence_experiment(cache_path, tmp_path)
-    without_weights = dataclasses.replace(
+    without = dataclasses.replace(
         base,
         model=dataclasses.replace(
             base.model, confidence=dataclasses.replace(base.model.confidence, sampled_pose_fraction=0.5)
         ),
     )
-    with pytest.raises(ValueError, match="score_weights"):
-        ConfidenceStage(without_weights, group, cache, None)
-
-    experiment = prior_experiment(cache_path, tmp_path)  # writes a score stage
-    confidence = dataclasses.replace(experiment.model.confidence, sampled_pose_fraction=0.5, sampling_steps=2)
-    experiment = dataclasses.replace(
-        experiment,
-        model=dataclasses.replace(experiment.model, confidence=confidence),
-        train=dataclasses.replace(experiment.train, stage="confidence"),
+    with pytest.raises(ValueError, match=r"train\.docked_poses"):
+        ConfidenceStage(without, group, cache, None)
+    wrong_steps = docked_experiment(cache_path, tmp_path, docked_path)
+    wrong_steps = dataclasses.replace(
+        wrong_steps,
+        model=dataclasses.replace(
+            wrong_steps.model, confidence=dataclasses.replace(wrong_steps.model.confidence, sampling_steps=20)
+        ),
     )
-    stage = ConfidenceStage(experiment, group, cache, None)
-    batch = collate(cache, [0, 1, 0, 1, 0, 1, 0, 1])
+    with pytest.raises(InputError, match="docked with 2 steps"):
+        ConfidenceStage(wrong_steps, group, cache, None)
+
+    stage = ConfidenceStage(docked_experiment(cache_path, tmp_path, docked_path), group, cache, None)
+    docked = DockedPoses.read(docked_path)
+    index = torch.tensor([0, 1] * 8)
+    batch = collate(cache, index)
     mixed = stage.training_poses(batch, torch.Generator().manual_seed(4))
-    reference = torch.Generator().manual_seed(4)
-    noised = stage.noised_poses(batch, reference).ligand_pos
-    assert stage.pose_sampler is not None
-    docked = stage.pose_sampler(batch, reference)
-
-    def per_graph_equal(pos: torch.Tensor) -> torch.Tensor:
-        differing_atoms = (mixed.ligand_pos != pos).any(dim=1).double()
-        return torch.bincount(batch.atom_graph, differing_atoms, minlength=batch.num_graphs) == 0
-
-    from_noise, from_docking = per_graph_equal(noised), per_graph_equal(docked)
-    assert torch.equal(from_noise, ~from_docking)
-    assert from_noise.any() and from_docking.any()
+    noised = stage.noised_poses(batch, torch.Generator().manual_seed(4)).ligand_pos
+    assert mixed.pockets is not None
+    from_noise = torch.zeros(batch.num_graphs, dtype=torch.bool)
+    from_docking = torch.zeros(batch.num_graphs, dtype=torch.bool)
+    for graph, (pose, complex_index) in enumerate(
+        zip(mixed.ligand_pos.split(torch.bincount(batch.atom_graph).tolist()), index.tolist(), strict=True)
+    ):
+        if torch.equal(pose, noised[batch.atom_graph == graph]):
+            from_noise[graph] = True
+            assert math.isinf(mixed.pockets[graph, 3])  # the batch was collated without crops
+            continue
+        for sample in range(docked.poses_per_complex):
+            rows = docked.pose_rows(torch.tensor([complex_index]), torch.tensor([sample]))
+            if torch.equal(pose, docked.poses[rows]):
+                from_docking[graph] = True
+                crop = docked.crops(torch.tensor([complex_index]), torch.tensor([sample]))[0]
+                assert torch.equal(mixed.pockets[graph], crop)
+    assert torch.equal(from_noise, ~from_docking) and from_noise.any() and from_docking.any()
+    residues = torch.bincount(mixed.residue_graph, minlength=batch.num_graphs)
+    whole = torch.bincount(batch.residue_graph, minlength=batch.num_graphs)
+    assert (residues[torch.isfinite(mixed.pockets[:, 3])] < whole[torch.isfinite(mixed.pockets[:, 3])]).all()
     assert torch.isfinite(stage.loss(batch, torch.Generator().manual_seed(5), batch)["loss"])
+
+
+def test_confidence_training_on_docked_poses_validates_their_ranking(
+    cache_path: Path, docked_path: Path, tmp_path: Path
+) -> None:
+    """Validation ranks each complex's docked poses per mode; their top-1 selects the best networks."""
+    validation = ValidationConfig(every_steps=2, complexes=2, samples=4, graphs_per_batch=8)
+    experiment = docked_experiment(cache_path, tmp_path, docked_path, max_steps=2, validation=validation)
+    quiet_train(experiment)
+    (record,) = log_records(tmp_path, "validation")
+    docked = DockedPoses.read(docked_path)
+    cache = ComplexCache.load(cache_path)
+    graphs = torch.arange(2).repeat_interleave(docked.poses_per_complex)
+    sample = torch.arange(docked.poses_per_complex).repeat(2)
+    poses = collate(cache, graphs).with_ligand_pos(docked.poses[docked.pose_rows(graphs, sample)])
+    success = (pose_rmsd(poses.ligand_pos, poses.crystal_pos, poses.atom_graph, 8) < 2.0).view(4, 2)
+    assert record["val_docked_random_pick_success"] == pytest.approx(100.0 * success.float().mean().item())
+    assert record["val_docked_best_pick_success"] == pytest.approx(
+        100.0 * success.any(1).float().mean().item()
+    )
+    own_top1 = success.gather(1, docked.confidences.view(4, 2).argmax(1, keepdim=True))
+    assert record["val_docked_top1_as_docked"] == pytest.approx(100.0 * own_top1.float().mean().item())
+    assert 0.0 <= record["val_docked_top1_success"] <= record["val_docked_best_pick_success"]
+    assert "val_auroc" in record and "val_docked_auroc" in record
+    assert record["best_val_docked_top1_success"] == record["val_docked_top1_success"]
 
 
 def test_pose_copies_share_the_receptor_encoding_and_tokens_exactly(cache_path: Path, tmp_path: Path) -> None:

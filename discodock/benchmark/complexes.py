@@ -121,6 +121,9 @@ class MethodRun:
         What ``scores`` are, e.g. ``confidence`` (higher first) or ``vina_kcal_per_mol`` (lower first).
     ranked
         Whether the poses are ranked (top-1 is then the best-scored pose; otherwise the first sample).
+    ranked_by
+        How the poses are ranked, in words, where that is not just by ``score_name`` (e.g. the confidence
+        with the samples' consensus, :mod:`discodock.inference.ranking`); empty: by ``score_name``.
     failures
         One-line reason per attempted complex that has no poses.
     preparation_seconds
@@ -155,6 +158,7 @@ class MethodRun:
     complex_seconds: dict[str, float] = field(default_factory=dict)
     complex_notes: dict[str, str] = field(default_factory=dict)
     details: dict[str, object] = field(default_factory=dict)
+    ranked_by: str = ""
 
 
 class _ReceptorAtoms(Select):

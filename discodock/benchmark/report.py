@@ -600,9 +600,8 @@ def markdown_report(results: dict[str, object]) -> str:
         )
     lines += ["", "## Methods", ""]
     for name, method in methods.items():
-        ranking = (
-            "ranked by " + method["score_name"] if method["ranked"] else "unranked (top-1 = first sample)"
-        )
+        ranked_by = method.get("ranked_by") or method["score_name"]  # no ranked_by before session 8
+        ranking = "ranked by " + ranked_by if method["ranked"] else "unranked (top-1 = first sample)"
         lines.append(f"- **{name}**: {method['description']}; {ranking}.")
         for key, value in method["details"].items():
             text = ", ".join(f"{k}: {v}" for k, v in value.items()) if isinstance(value, dict) else value
@@ -625,6 +624,7 @@ def _method_record(
         "description": run.description,
         "ranked": run.ranked,
         "score_name": run.score_name,
+        "ranked_by": run.ranked_by,
         "attempted": list(run.attempted),
         "metrics": {
             set_name: summarize([outcomes[name] for name in names])

@@ -266,7 +266,16 @@ def dock_prepared(
             lambda indices: model.run([jobs[i] for i in indices], options), [job.name for job in jobs]
         ),
     )
-    return method_run(name, description, complexes, prepared, list(results.values()), failures, timing)
+    return method_run(
+        name, description, complexes, prepared, list(results.values()), failures, timing, options
+    )
+
+
+def ranking_description(consensus_weight: float) -> str:
+    """How the networks' poses are ranked, for the report (:mod:`discodock.inference.ranking`)."""
+    if consensus_weight == 0:
+        return "confidence"
+    return f"confidence + {consensus_weight:g} × consensus of the samples (z-scores; neighbours within 2 Å)"
 
 
 def method_run(
@@ -277,6 +286,7 @@ def method_run(
     results: Sequence[DockingResult],
     failures: dict[str, str],
     timing: Timing,
+    options: SamplingOptions,
 ) -> MethodRun:
     """The method of ranked results: poses ``float64[S, N, 3]`` and confidences per docked complex.
 
@@ -294,6 +304,8 @@ def method_run(
         One-line reason per complex whose docking failed.
     timing
         The docking run's time, hardware and peak GPU memory.
+    options
+        The options the results were ranked with (``consensus_weight``).
     """
     positions = {
         result.name: np.stack([pose.mol.GetConformer().GetPositions() for pose in result.poses])
@@ -308,6 +320,7 @@ def method_run(
         scores=scores,
         score_name="confidence",
         ranked=bool(results) and all(result.ranked for result in results),
+        ranked_by=ranking_description(options.consensus_weight),
         failures={**prepared.failures, **failures},
         preparation_seconds=prepared.seconds,
         docking_seconds=timing.seconds,
@@ -431,7 +444,8 @@ def import_samples(
         prepared = variants[samples.variant]
         _check_samples(path, samples, prepared.jobs, options)
         jobs = {job.name: job for job in prepared.jobs}
-        results = ranked_results([jobs[name] for name in samples.sampled], samples.poses)
+        sampled_jobs = [jobs[name] for name in samples.sampled]
+        results = ranked_results(sampled_jobs, samples.poses, options.consensus_weight)
         runs.append(
             method_run(
                 samples.method,
@@ -441,6 +455,7 @@ def import_samples(
                 results,
                 samples.failures,
                 samples.timing,
+                options,
             )
         )
     return runs
@@ -526,10 +541,12 @@ def _check_samples(
 ) -> None:
     """Raise :class:`InputError` (one line) unless ``samples`` were sampled from ``jobs`` with ``options``.
 
-    ``options.temperatures = None`` (each checkpoint's tuned ones) accepts the samples' temperatures.
+    ``options.temperatures = None`` (each checkpoint's tuned ones) accepts the samples' temperatures; the
+    batch size and the ranking (``consensus_weight``) do not matter.
     """
-    sampled = dataclasses.asdict(dataclasses.replace(samples.options, graphs_per_batch=None))
-    wanted = dataclasses.asdict(dataclasses.replace(options, graphs_per_batch=None))
+    ignored = {"graphs_per_batch": None, "consensus_weight": 0.0}
+    sampled = dataclasses.asdict(dataclasses.replace(samples.options, **ignored))
+    wanted = dataclasses.asdict(dataclasses.replace(options, **ignored))
     differing = [
         key
         for key in wanted

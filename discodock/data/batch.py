@@ -48,6 +48,9 @@ class ComplexBatch:
         ``int64[2, Eb]``, ``int64[Eb]``.
     torsions
         :class:`~discodock.geometry.pose.TorsionIndex` of all rotatable bonds.
+    pockets
+        ``float32[B, 4]``: the receptor crop of each graph, centre (frame, Å) and radius (``inf``: whole),
+        as given to :func:`collate`; ``None`` when every receptor is whole.
     """
 
     complex_index: torch.Tensor
@@ -66,6 +69,7 @@ class ComplexBatch:
     bond_index: torch.Tensor
     bond_types: torch.Tensor
     torsions: TorsionIndex
+    pockets: torch.Tensor | None = None
 
     @property
     def num_graphs(self) -> int:
@@ -162,6 +166,7 @@ def collate(
         bond_index=(fields["bond_index"][bond_rows] + atom_offset[bond_graph, None]).T.contiguous(),
         bond_types=fields["bond_types"][bond_rows],
         torsions=torsions,
+        pockets=pockets,
     )
 
 

@@ -17,6 +17,7 @@ torsions ``T`` and moving-atom pairs ``P`` (the sparse form of ``mask_rotate``).
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import lzma
 import os
@@ -151,6 +152,36 @@ class ComplexCache:
             fields=fields,
             failures=self.failures,
         )
+
+    def cropped(self, centers: torch.Tensor, radii: torch.Tensor) -> ComplexCache:
+        """A copy whose receptors keep only the residues near a centre (pocket mode).
+
+        Residue ``r`` of complex ``c`` stays when ``‖x_r − centers[c]‖ ≤ radii[c]`` (``x_r`` its C-alpha,
+        in the complex's frame): the crop of :func:`~discodock.data.batch.collate`'s ``pockets``, fixed
+        in a cache (e.g. to sample in pocket mode with
+        :meth:`~discodock.inference.networks.DockingNetworks.sample`).
+
+        Parameters
+        ----------
+        centers
+            ``float[C, 3]``: centre of each complex's crop, in its frame (Å).
+        radii
+            ``float[C]``: radius of each crop (Å; ``inf`` keeps the whole receptor).
+        """
+        residue_counts = self.counts[:, COUNT_COLUMNS.index("residues")]
+        residue_complex = torch.repeat_interleave(torch.arange(len(self), device=self.device), residue_counts)
+        centers, radii = centers.to(self.device), radii.to(self.device)
+        offset = self.fields["residue_pos"] - centers[residue_complex]
+        keep = offset.norm(dim=1) <= radii[residue_complex]
+        counts = self.counts.clone()
+        counts[:, COUNT_COLUMNS.index("residues")] = torch.bincount(
+            residue_complex[keep], minlength=len(self)
+        )
+        fields = {
+            key: value[keep] if _RAGGED_FIELDS[key][0] == "residues" else value
+            for key, value in self.fields.items()
+        }
+        return dataclasses.replace(self, counts=counts, fields=fields)
 
     @classmethod
     def from_complexes(

@@ -14,8 +14,10 @@
    RDKit: tokens from the autoregressive prior, the reverse SDE conditioned on them, the confidence of every
    final pose). The translation prior is centred on the protein centre, or on the pocket centre when one
    is given.
-3. **Ranking** (:func:`ranked_results`): the poses of a complex are sorted by their confidence logit
-   (higher is better); without a confidence model they stay in sampling order with confidence ``nan``.
+3. **Ranking** (:func:`ranked_results`): the poses of a complex are sorted by their rank score, the
+   confidence logit plus the samples' consensus (:mod:`discodock.inference.ranking`; higher is better;
+   ``SamplingOptions.consensus_weight = 0``: the confidence alone); without a confidence model the
+   consensus ranks alone, or, with weight 0, the poses stay in sampling order with confidence ``nan``.
 
 Poses are returned as RDKit molecules (heavy atoms, the input ligand's atom order) in the **input frame**
 (the frame origin added back). Batching, out-of-memory retries and the seeding that makes a run repeat
@@ -58,6 +60,7 @@ from discodock.inference.networks import (
     SamplingOptions,
     resolve_device,
 )
+from discodock.inference.ranking import DEFAULT_CONSENSUS_WEIGHT, neighbour_counts, rank_scores
 from discodock.model.prior import AutoregressivePrior
 from discodock.model.score_model import ScoreModel
 
@@ -117,7 +120,9 @@ class DockedPose:
     ----------
     mol
         Heavy-atom copy of the input ligand with this pose as its only conformer (input frame, Å), and
-        the properties ``confidence``, ``rank``, ``sample_index`` and ``latent_tokens``.
+        the properties ``confidence``, ``consensus_neighbours`` (other samples within 2 Å),
+        ``rank_score`` (:mod:`discodock.inference.ranking`), ``rank``, ``sample_index`` and
+        ``latent_tokens``.
     confidence
         Confidence logit (higher is better); ``nan`` without a confidence model.
     tokens
@@ -414,6 +419,7 @@ class DockingModel(ComplexPreparer):
         temperatures: SamplingTemperatures | None = None,
         graphs_per_batch: int | None = None,
         pocket_sigma: float = DEFAULT_POCKET_SIGMA,
+        consensus_weight: float = DEFAULT_CONSENSUS_WEIGHT,
     ) -> list[DockingResult]:
         """Dock one or many ligands into one receptor, all in shared device batches.
 
@@ -423,7 +429,8 @@ class DockingModel(ComplexPreparer):
             Receptor file or parsed :class:`Protein` (featurized once, then cached).
         ligands
             A ligand file (every molecule in it), a SMILES string, an RDKit ``Mol``, or a sequence of these.
-        samples, steps, seed, latents, logit_multiplier, temperatures, graphs_per_batch, pocket_sigma
+        samples, steps, seed, latents, logit_multiplier, temperatures, graphs_per_batch, pocket_sigma, \
+        consensus_weight
             See :class:`SamplingOptions`.
         pocket_center, pocket_radius
             ``(x, y, z)`` in the input frame and Å, to restrict the translation prior and the receptor
@@ -448,6 +455,7 @@ class DockingModel(ComplexPreparer):
             temperatures=temperatures,
             graphs_per_batch=graphs_per_batch,
             pocket_sigma=pocket_sigma,
+            consensus_weight=consensus_weight,
         )
         molecules = [mol for source in _ligand_sources(ligands) for mol in _ligand_molecules(source)]
         jobs = [
@@ -489,7 +497,8 @@ class DockingModel(ComplexPreparer):
         cache = ComplexCache.from_complexes([job.features for job in jobs])
         prior_centers = torch.as_tensor(np.stack([job.prior_center for job in jobs]))
         pocket = torch.tensor([job.in_pocket for job in jobs])
-        return ranked_results(jobs, self.networks.sample(cache, prior_centers, options, pocket))
+        sampled = self.networks.sample(cache, prior_centers, options, pocket)
+        return ranked_results(jobs, sampled, options.consensus_weight)
 
 
 def ligand_centroid(source: str | Path) -> np.ndarray:
@@ -511,7 +520,11 @@ def ligand_centroid(source: str | Path) -> np.ndarray:
     return np.concatenate([mol.GetConformer().GetPositions() for mol in molecules]).mean(axis=0)
 
 
-def ranked_results(jobs: Sequence[DockingJob], sampled: SampledPoses) -> list[DockingResult]:
+def ranked_results(
+    jobs: Sequence[DockingJob],
+    sampled: SampledPoses,
+    consensus_weight: float = DEFAULT_CONSENSUS_WEIGHT,
+) -> list[DockingResult]:
     """The sampled poses of prepared complexes as ranked results in the input frame.
 
     Parameters
@@ -520,6 +533,8 @@ def ranked_results(jobs: Sequence[DockingJob], sampled: SampledPoses) -> list[Do
         ``C`` complexes.
     sampled
         Their samples (:meth:`DockingNetworks.sample` of their features, in the same order).
+    consensus_weight
+        Weight of the samples' consensus in the rank score (:func:`~discodock.inference.ranking.rank_scores`).
 
     Returns
     -------
@@ -527,7 +542,7 @@ def ranked_results(jobs: Sequence[DockingJob], sampled: SampledPoses) -> list[Do
         One per job, in order.
     """
     return [
-        _ranked_result(job, part.graph_poses(), part.confidences, part.token_nodes)
+        _ranked_result(job, part.graph_poses(), part.confidences, part.token_nodes, consensus_weight)
         for job, part in zip(jobs, sampled.per_complex(), strict=True)
     ]
 
@@ -582,6 +597,7 @@ def _ranked_result(
     poses: Sequence[torch.Tensor],
     confidences: torch.Tensor,
     token_nodes: torch.Tensor,
+    consensus_weight: float,
 ) -> DockingResult:
     """The ``S`` samples of one complex as ranked poses in the input frame.
 
@@ -592,14 +608,17 @@ def _ranked_result(
     poses
         ``S`` tensors ``float[A, 3]`` in the protein-centred frame.
     confidences
-        ``float[S]`` logits (``nan`` when unranked); poses are sorted by decreasing confidence, ``nan``
-        last, ties in sampling order.
+        ``float[S]`` logits (``nan`` without a confidence model).
     token_nodes
         ``int64[S, K]`` nodes of :meth:`~discodock.model.latents.LatentAssignment.token_nodes`.
+    consensus_weight
+        Poses are sorted by decreasing :func:`~discodock.inference.ranking.rank_scores` of this weight,
+        ``nan`` last, ties in sampling order.
     """
-    order = sorted(
-        range(len(poses)), key=lambda s: -confidences[s].item() if confidences[s].isfinite() else math.inf
-    )
+    stacked = torch.stack(list(poses)).double()
+    scores = rank_scores(confidences, stacked, consensus_weight)
+    neighbours = neighbour_counts(stacked)
+    order = sorted(range(len(poses)), key=lambda s: -scores[s].item() if scores[s].isfinite() else math.inf)
     center = job.features.center.astype(np.float64)
     docked = []
     for rank, sample in enumerate(order, start=1):
@@ -607,6 +626,8 @@ def _ranked_result(
         confidence = float(confidences[sample])
         mol = _pose_molecule(job, poses[sample].double().numpy() + center)
         mol.SetDoubleProp("confidence", confidence)
+        mol.SetIntProp("consensus_neighbours", int(neighbours[sample]))
+        mol.SetDoubleProp("rank_score", float(scores[sample]))
         mol.SetIntProp("rank", rank)
         mol.SetIntProp("sample_index", sample)
         mol.SetProp("latent_tokens", " ".join(str(token) for token in tokens))

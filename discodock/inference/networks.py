@@ -51,6 +51,7 @@ from discodock.diffusion.sampler import (
     sample_poses,
 )
 from discodock.errors import InputError
+from discodock.inference.ranking import DEFAULT_CONSENSUS_WEIGHT
 from discodock.model.confidence import ConfidenceModel
 from discodock.model.config import ModelConfig
 from discodock.model.latents import LatentAssignment
@@ -160,6 +161,10 @@ class SamplingOptions:
     pocket_sigma
         Å; spread of the translation prior around a pocket centre (:data:`DEFAULT_POCKET_SIGMA`); at
         least the schedule's ``σ_tr,max`` (19 Å) gives the plain prior.
+    consensus_weight
+        Ranking, not sampling: weight of the samples' consensus against the confidence logits
+        (:mod:`discodock.inference.ranking`, :data:`~discodock.inference.ranking.DEFAULT_CONSENSUS_WEIGHT`);
+        0 ranks by confidence alone.
     """
 
     samples: int = 40
@@ -170,6 +175,7 @@ class SamplingOptions:
     temperatures: SamplingTemperatures | None = None
     graphs_per_batch: int | None = None
     pocket_sigma: float = DEFAULT_POCKET_SIGMA
+    consensus_weight: float = DEFAULT_CONSENSUS_WEIGHT
 
     def __post_init__(self) -> None:
         if self.samples < 1 or self.steps < 1:
@@ -182,6 +188,8 @@ class SamplingOptions:
             raise ValueError(f"graphs_per_batch must be ≥ 1, got {self.graphs_per_batch}")
         if not self.pocket_sigma > 0:
             raise ValueError(f"pocket_sigma must be a positive number of Å, got {self.pocket_sigma}")
+        if not self.consensus_weight >= 0:
+            raise ValueError(f"consensus_weight must be ≥ 0, got {self.consensus_weight}")
 
     @classmethod
     def from_dict(cls, record: dict[str, Any]) -> SamplingOptions:

@@ -238,10 +238,10 @@ class ConfidenceConfig:
         the poses within 2 Å of the crystal pose under the default schedule (measured on the validation
         split: 49 %).
     sampled_pose_fraction
-        Share of training poses sampled instead by a trained score model (``train.score_weights``); 0
-        (the default) uses noised poses only.
+        Share of training poses taken instead from poses trained networks docked beforehand
+        (``train.docked_poses``, ``discodock dock-cache``); 0 (the default) uses noised poses only.
     sampling_steps
-        Reverse-diffusion steps of those sampled poses (20).
+        Reverse-diffusion steps those docked poses must have been sampled with (20, as at inference).
     """
 
     ns: int = 24

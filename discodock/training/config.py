@@ -89,8 +89,12 @@ class TrainConfig:
         :class:`~discodock.data.cache.ComplexCache` files; ``val_cache`` empty disables validation.
     score_weights
         Weights file or network folder of a trained score stage. Prior stage: its raw, non-EMA score
-        network initialises the prior's trunk and its encoder provides the targets. Confidence stage: it
-        docks the training poses when ``confidence.sampled_pose_fraction > 0``.
+        network initialises the prior's trunk and its encoder provides the targets.
+    docked_poses, val_docked_poses
+        Confidence stage: file, or glob pattern of the shards, of the poses trained networks docked for
+        the training (validation) complexes (:class:`~discodock.data.docked_poses.DockedPoses`,
+        ``discodock dock-cache``). Training mixes them in at ``model.confidence.sampled_pose_fraction``;
+        validation ranks them too. Empty: none.
     batch_size
         Complexes per optimiser step, summed over all processes.
     lr
@@ -157,6 +161,8 @@ class TrainConfig:
     train_cache: str = ""
     val_cache: str = ""
     score_weights: str = ""
+    docked_poses: str = ""
+    val_docked_poses: str = ""
     batch_size: int = 16
     lr: float = 1e-3
     weight_decay: float = 0.0

@@ -39,11 +39,13 @@ uninterrupted one would have (bitwise on the CPU).
 from __future__ import annotations
 
 import dataclasses
+import glob
 import json
+import math
 import os
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -56,19 +58,19 @@ from torch import nn
 
 from discodock.data.batch import ComplexBatch, collate, copied_rows
 from discodock.data.cache import COUNT_COLUMNS, ComplexCache, ragged_rows
+from discodock.data.docked_poses import DockedPoses
 from discodock.diffusion.loss import LOSS_TERMS, score_matching_loss
 from discodock.diffusion.noising import noise_batch, sample_training_pockets
 from discodock.diffusion.sampler import (
     LatentSource,
     oracle_latents,
     prior_input_batch,
-    prior_latents,
     sample_poses,
 )
 from discodock.errors import InputError
 from discodock.geometry.pose import graph_mean
 from discodock.model.confidence import ConfidenceModel, binary_auroc
-from discodock.model.config import ModelConfig, ScoreModelConfig
+from discodock.model.config import ScoreModelConfig
 from discodock.model.latent_encoder import LatentEncoder
 from discodock.model.latents import (
     TokenLogits,
@@ -784,58 +786,6 @@ class PriorStage:
         self.prior.load_state_dict(state_dicts["prior"])
 
 
-PoseSampler = Callable[[ComplexBatch, torch.Generator], torch.Tensor]
-"""Docks every graph of a batch: ``(batch, generator) → float[A, 3]`` final poses in the batch's frame."""
-
-
-def trained_pose_sampler(path: str | Path, num_steps: int, device: torch.device) -> PoseSampler:
-    """Reverse diffusion with the trained networks of a weights file or network folder.
-
-    The score network is ``score_model_ema`` (else ``score_model``); the tokens come from ``prior`` when
-    the file holds one (as at inference, method.md §3.8), else from the encoder on the crystal pose
-    (oracle tokens: better poses than inference gives). Sampling uses the file's own model config
-    (schedule, sizes), ``num_steps`` Euler–Maruyama steps, no temperatures and no final-step noise; the
-    receptor graph is the batch's (built with the training experiment's ``model.score`` parameters).
-
-    Raises
-    ------
-    InputError
-        If the file lacks the networks named above.
-    """
-    config, state_dicts = load_weights(path)
-    model_config = ModelConfig.from_dict(config["model"])
-    score_name = next((name for name in ("score_model_ema", "score_model") if name in state_dicts), None)
-    if score_name is None:
-        raise InputError(path, "no score network (score_model_ema.pt or score_model.pt)")
-    score_model = ScoreModel(model_config.score)
-    score_model.load_state_dict(state_dicts[score_name])
-    latent_source = None
-    if model_config.score.latent_tokens:
-        if "prior" in state_dicts:
-            prior = AutoregressivePrior(model_config.prior, model_config.score.latent_tokens)
-            prior.load_state_dict(state_dicts["prior"])
-            latent_source = prior_latents(prior.to(device).eval())
-        elif "encoder" in state_dicts:
-            encoder = LatentEncoder(model_config.encoder, model_config.score.latent_tokens)
-            encoder.load_state_dict(state_dicts["encoder"])
-            latent_source = oracle_latents(encoder.to(device).eval())
-        else:
-            raise InputError(path, "a score network with latent tokens needs a prior or an encoder")
-    score_model = score_model.to(device).eval()
-
-    def sample(batch: ComplexBatch, generator: torch.Generator) -> torch.Tensor:
-        return sample_poses(
-            score_model.for_receptors(batch),
-            batch,
-            model_config.score.schedule,
-            num_steps=num_steps,
-            latent_source=latent_source,
-            generator=generator,
-        )
-
-    return sample
-
-
 class ConfidenceStage:
     """Stage 3: the confidence model, a classifier of poses within 2 Å of the crystal pose (method.md §2.7).
 
@@ -853,10 +803,11 @@ class ConfidenceStage:
       at matching scales, as a sampled pose does.
 
     What it cannot teach is the score model's own failure modes (a plausible pose in a wrong pocket, a
-    flipped ligand): noised negatives mostly overlap the receptor or float beside it. Hence
-    ``model.confidence.sampled_pose_fraction``: that share of the graphs (chosen at random per graph)
-    gets instead a pose docked by the trained networks of ``train.score_weights``
-    (:func:`trained_pose_sampler`), sampled afresh at every step (costly: for a GPU run).
+    flipped ligand, a pose overlapping the receptor): noised negatives mostly overlap the receptor or float
+    beside it. Hence ``model.confidence.sampled_pose_fraction``: that share of the graphs (chosen at random
+    per graph) gets instead one of the poses the trained networks docked beforehand
+    (:class:`~discodock.data.docked_poses.DockedPoses` of ``train.docked_poses``, ``discodock dock-cache``),
+    drawn at random among its blind and pocket poses, with the receptor cropped as it was docked.
 
     **Labels**: plain RMSD to ``crystal_pos`` below 2 Å (:func:`pose_rmsd`; the matched pose's residual
     counts). **Loss**: binary cross-entropy of the logit. The training log reports ``accuracy`` (%, logit
@@ -866,10 +817,14 @@ class ConfidenceStage:
     ``val_loss``, ``val_accuracy`` (%), ``val_auroc`` (:func:`~discodock.model.confidence.binary_auroc`),
     ``val_top1_success`` (% of complexes whose highest-logit pose is below 2 Å),
     ``val_random_pick_success`` (% for a uniformly random pick: the share of poses below 2 Å) and
-    ``val_best_pick_success`` (% of complexes with any pose below 2 Å, the ceiling of ranking).
+    ``val_best_pick_success`` (% of complexes with any pose below 2 Å, the ceiling of ranking). With
+    ``train.val_docked_poses``, the same ``val_docked_*`` figures on the docked poses of each validation
+    complex, ranked per complex and mode (blind and pocket: ``val_docked_top1_success`` is the mean of
+    both), and ``val_docked_top1_as_docked``, the top-1 of the docking networks' own confidence model;
+    ``val_docked_top1_success`` then selects the best networks: the ranking ``discodock predict`` needs.
     """
 
-    metric = "val_auroc"
+    metric = "val_auroc"  # "val_docked_top1_success" with docked validation poses
     metric_mode = "max"
     warm_start_keeps_best = True
 
@@ -887,13 +842,29 @@ class ConfidenceStage:
         self.val_cache = val_cache
         self.val_indices = _validation_indices(val_cache, self.settings, group)
         self.model = ConfidenceModel(self.config).to(group.device)
-        self.pose_sampler: PoseSampler | None = None
+        self.train_cache = train_cache
+        self.docked: DockedPoses | None = None
         if self.config.sampled_pose_fraction > 0:
-            if not self.settings.score_weights:
-                raise ValueError("confidence.sampled_pose_fraction > 0 needs train.score_weights")
-            self.pose_sampler = trained_pose_sampler(
-                self.settings.score_weights, self.config.sampling_steps, group.device
+            if not self.settings.docked_poses:
+                raise ValueError("confidence.sampled_pose_fraction > 0 needs train.docked_poses")
+            self.docked = self._docked_poses(self.settings.docked_poses, train_cache)
+        self.val_docked: DockedPoses | None = None
+        if self.settings.val_docked_poses and val_cache is not None:
+            self.val_docked = self._docked_poses(self.settings.val_docked_poses, val_cache)
+        if self.val_docked is not None:
+            self.metric = "val_docked_top1_success"
+
+    def _docked_poses(self, pattern: str, cache: ComplexCache) -> DockedPoses:
+        """The docked poses of ``cache`` from the files matching ``pattern``, on the stage's device."""
+        paths = sorted(glob.glob(pattern)) or [pattern]  # a missing file is reported by name
+        docked = DockedPoses.for_cache(paths, cache)
+        if docked.steps != self.config.sampling_steps:
+            raise InputError(
+                paths[0],
+                f"docked with {docked.steps} steps; model.confidence.sampling_steps is "
+                f"{self.config.sampling_steps}",
             )
+        return docked.to(self.group.device)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return list(self.model.parameters())
@@ -913,17 +884,35 @@ class ConfidenceStage:
         return noisy
 
     def training_poses(self, batch: ComplexBatch, generator: torch.Generator) -> ComplexBatch:
-        """Noised poses, each replaced with probability ``sampled_pose_fraction`` by a docked one."""
+        """Noised poses, each graph's replaced with probability ``sampled_pose_fraction`` by a docked one.
+
+        A graph that gets a docked pose also gets the receptor crop it was docked with (the batch is
+        collated again with those crops).
+        """
         noisy = self.noised_poses(batch, generator)
-        if self.pose_sampler is None:
+        if self.docked is None:
             return noisy
-        docked = self.pose_sampler(batch, generator)
-        use_docked = (
-            torch.rand(batch.num_graphs, generator=generator, device=batch.device)
+        device = batch.device
+        use = (
+            torch.rand(batch.num_graphs, generator=generator, device=device)
             < self.config.sampled_pose_fraction
         )
-        pos = torch.where(use_docked[batch.atom_graph, None], docked, noisy.ligand_pos)
-        return batch.with_ligand_pos(pos)
+        if not use.any():
+            return noisy
+        sample = torch.randint(
+            self.docked.poses_per_complex, (batch.num_graphs,), generator=generator, device=device
+        )
+        crops = batch.pockets
+        if crops is None:
+            crops = torch.tensor([0.0, 0.0, 0.0, math.inf], device=device).repeat(batch.num_graphs, 1)
+        crops = crops.clone()
+        crops[use] = self.docked.crops(batch.complex_index[use], sample[use])
+        pos = noisy.ligand_pos.clone()
+        pos[use[batch.atom_graph]] = self.docked.poses[
+            self.docked.pose_rows(batch.complex_index[use], sample[use])
+        ]
+        recollated = batch_of(self.train_cache, batch.complex_index, 1, self.model_config.score, crops)
+        return recollated.with_ligand_pos(pos)
 
     def loss(
         self, batch: ComplexBatch, generator: torch.Generator, complexes: ComplexBatch
@@ -959,15 +948,41 @@ class ConfidenceStage:
         gathered = self.group.gather((logits, successes))
         logits = torch.cat([row for part, _ in gathered for row in part] or [torch.zeros(0, samples)])
         success = torch.cat([row for _, part in gathered for row in part] or [torch.zeros(0, samples).bool()])
-        top1 = success.gather(1, logits.argmax(dim=1, keepdim=True))
-        return {
-            "val_loss": float(F.binary_cross_entropy_with_logits(logits, success.to(logits.dtype))),
-            "val_accuracy": 100.0 * float(((logits > 0) == success).float().mean()),
-            "val_auroc": float(binary_auroc(logits.flatten(), success.flatten())),
-            "val_top1_success": 100.0 * float(top1.float().mean()),
-            "val_random_pick_success": 100.0 * float(success.float().mean()),
-            "val_best_pick_success": 100.0 * float(success.any(dim=1).float().mean()),
-        }
+        metrics = ranking_metrics(logits, success, "val_")
+        if self.val_docked is not None:
+            metrics.update(self._validate_docked())
+        return metrics
+
+    @torch.no_grad()
+    def _validate_docked(self) -> dict[str, float]:
+        """:func:`ranking_metrics` of the validation complexes' docked poses, one row per complex and mode."""
+        cache, docked, validation = self.val_cache, self.val_docked, self.settings.validation
+        assert cache is not None and docked is not None
+        samples, per_complex = docked.samples, docked.poses_per_complex
+        self.model.eval()
+        logits, successes = [], []
+        for chunk in self.val_indices.to(cache.device).split(
+            max(1, validation.graphs_per_batch // per_complex)
+        ):
+            graphs = chunk.repeat_interleave(per_complex)
+            sample = torch.arange(per_complex, device=cache.device).repeat(len(chunk))
+            batch = batch_of(cache, graphs, 1, self.model_config.score, docked.crops(graphs, sample))
+            poses = batch.with_ligand_pos(docked.poses[docked.pose_rows(graphs, sample)])
+            logits.append(self.model(poses).view(-1, samples).cpu())
+            successes.append(_pose_success(poses).view(-1, samples).cpu())
+        self.model.train()
+        gathered = self.group.gather((logits, successes))
+        logits = torch.cat([row for part, _ in gathered for row in part] or [torch.zeros(0, samples)])
+        success = torch.cat([row for _, part in gathered for row in part] or [torch.zeros(0, samples).bool()])
+        metrics = ranking_metrics(logits, success, "val_docked_")
+        own = docked.confidences[self.val_indices].view(-1, samples)  # this process's rows, as above
+        own_success = torch.cat(successes) if successes else torch.zeros(0, samples).bool()
+        own_top1 = own_success.gather(1, own.cpu().argmax(dim=1, keepdim=True)).float()
+        totals = self.group.mean(
+            torch.stack([own_top1.sum(), own_top1.new_tensor(len(own_top1))]).to(self.group.device)
+        )
+        metrics["val_docked_top1_as_docked"] = 100.0 * float(totals[0] / totals[1].clamp(min=1))
+        return metrics
 
     def export(self) -> dict[str, nn.Module]:
         return {"confidence": self.model}
@@ -980,6 +995,34 @@ class ConfidenceStage:
 
     def load_networks(self, state_dicts: dict[str, dict[str, torch.Tensor]], steps: int) -> None:
         self.model.load_state_dict(state_dicts["confidence"])
+
+
+def ranking_metrics(logits: torch.Tensor, success: torch.Tensor, prefix: str) -> dict[str, float]:
+    """How well logits rank the poses of each row (a complex, or a complex and mode).
+
+    Parameters
+    ----------
+    logits, success
+        ``float[N, S]`` and ``bool[N, S]``: confidence logits and ``RMSD < 2 Å`` of ``S`` poses per row.
+    prefix
+        Prefix of the metric names.
+
+    Returns
+    -------
+    dict[str, float]
+        ``loss`` (binary cross-entropy), ``accuracy`` (%), ``auroc``, ``top1_success`` (% of rows whose
+        highest-logit pose is below 2 Å), ``random_pick_success`` (the share of poses below 2 Å) and
+        ``best_pick_success`` (% of rows with any pose below 2 Å, the ceiling of ranking).
+    """
+    top1 = success.gather(1, logits.argmax(dim=1, keepdim=True))
+    return {
+        f"{prefix}loss": float(F.binary_cross_entropy_with_logits(logits, success.to(logits.dtype))),
+        f"{prefix}accuracy": 100.0 * float(((logits > 0) == success).float().mean()),
+        f"{prefix}auroc": float(binary_auroc(logits.flatten(), success.flatten())),
+        f"{prefix}top1_success": 100.0 * float(top1.float().mean()),
+        f"{prefix}random_pick_success": 100.0 * float(success.float().mean()),
+        f"{prefix}best_pick_success": 100.0 * float(success.any(dim=1).float().mean()),
+    }
 
 
 def _pose_success(batch: ComplexBatch) -> torch.Tensor:
@@ -1190,6 +1233,7 @@ class _Run:
             "stage": self.settings.stage,
             "steps": self.step,
             "epochs": self.order.epochs,
+            "metric": self.stage.metric,
             "best_metric": self.best_metric,
             "last_validation": self.last_validation,
         }
@@ -1281,7 +1325,11 @@ class _Run:
         self.stage.load_networks(state_dicts, int(state["steps"]))
         self.step = int(state["steps"])
         self.order.consumed = round(float(state["epochs"]) * self.order.size)
-        self.best_metric = state.get("best_metric") if self.stage.warm_start_keeps_best else None
+        same_metric = (
+            state.get("metric", type(self.stage).metric) == self.stage.metric
+        )  # older states: default
+        keeps_best = self.stage.warm_start_keeps_best and same_metric
+        self.best_metric = state.get("best_metric") if keeps_best else None
 
     def run(self, resume: str | Path | None, init_from: str | Path | None = None) -> TrainingSummary:
         settings = self.settings
