@@ -45,7 +45,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -938,51 +938,60 @@ class ConfidenceStage:
         if cache is None:
             raise ValueError("validation needs a validation cache")
         samples = validation.samples
-        self.model.eval()
-        logits, successes = [], []
-        for chunk in self.val_indices.split(max(1, validation.graphs_per_batch // samples)):
-            poses = self.noised_poses(batch_of(cache, chunk, samples, self.model_config.score), generator)
-            logits.append(self.model(poses).view(-1, samples).cpu())
-            successes.append(_pose_success(poses).view(-1, samples).cpu())
-        self.model.train()
-        gathered = self.group.gather((logits, successes))
-        logits = torch.cat([row for part, _ in gathered for row in part] or [torch.zeros(0, samples)])
-        success = torch.cat([row for _, part in gathered for row in part] or [torch.zeros(0, samples).bool()])
+        chunks = self.val_indices.split(max(1, validation.graphs_per_batch // samples))
+        pose_batches = (
+            self.noised_poses(batch_of(cache, chunk, samples, self.model_config.score), generator)
+            for chunk in chunks
+        )
+        logits, success, _ = self._logits_and_successes(pose_batches, samples)
         metrics = ranking_metrics(logits, success, "val_")
         if self.val_docked is not None:
             metrics.update(self._validate_docked())
         return metrics
 
-    @torch.no_grad()
     def _validate_docked(self) -> dict[str, float]:
         """:func:`ranking_metrics` of the validation complexes' docked poses, one row per complex and mode."""
         cache, docked, validation = self.val_cache, self.val_docked, self.settings.validation
         assert cache is not None and docked is not None
         samples, per_complex = docked.samples, docked.poses_per_complex
-        self.model.eval()
-        logits, successes = [], []
-        for chunk in self.val_indices.to(cache.device).split(
-            max(1, validation.graphs_per_batch // per_complex)
-        ):
+        chunks = self.val_indices.to(cache.device).split(max(1, validation.graphs_per_batch // per_complex))
+
+        def pose_batch(chunk: torch.Tensor) -> ComplexBatch:
             graphs = chunk.repeat_interleave(per_complex)
             sample = torch.arange(per_complex, device=cache.device).repeat(len(chunk))
             batch = batch_of(cache, graphs, 1, self.model_config.score, docked.crops(graphs, sample))
-            poses = batch.with_ligand_pos(docked.poses[docked.pose_rows(graphs, sample)])
-            logits.append(self.model(poses).view(-1, samples).cpu())
-            successes.append(_pose_success(poses).view(-1, samples).cpu())
-        self.model.train()
-        gathered = self.group.gather((logits, successes))
-        logits = torch.cat([row for part, _ in gathered for row in part] or [torch.zeros(0, samples)])
-        success = torch.cat([row for _, part in gathered for row in part] or [torch.zeros(0, samples).bool()])
+            return batch.with_ligand_pos(docked.poses[docked.pose_rows(graphs, sample)])
+
+        logits, success, own_success = self._logits_and_successes(map(pose_batch, chunks), samples)
         metrics = ranking_metrics(logits, success, "val_docked_")
-        own = docked.confidences[self.val_indices].view(-1, samples)  # this process's rows, as above
-        own_success = torch.cat(successes) if successes else torch.zeros(0, samples).bool()
-        own_top1 = own_success.gather(1, own.cpu().argmax(dim=1, keepdim=True)).float()
+        own = docked.confidences[self.val_indices].view(-1, samples).cpu()  # this process's rows
+        own_top1 = own_success.gather(1, own.argmax(dim=1, keepdim=True)).float()
         totals = self.group.mean(
             torch.stack([own_top1.sum(), own_top1.new_tensor(len(own_top1))]).to(self.group.device)
         )
         metrics["val_docked_top1_as_docked"] = 100.0 * float(totals[0] / totals[1].clamp(min=1))
         return metrics
+
+    @torch.no_grad()
+    def _logits_and_successes(
+        self, pose_batches: Iterable[ComplexBatch], samples: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Logits and ``RMSD < 2 Å`` of pose batches, ``samples`` poses per row (on the CPU).
+
+        Returns ``(logits, success)`` of all processes' rows (``float[N, S]``, ``bool[N, S]``) and the
+        successes of this process's rows alone, in the order of its batches.
+        """
+        self.model.eval()
+        logits, successes = [], []
+        for poses in pose_batches:
+            logits.append(self.model(poses).view(-1, samples).cpu())
+            successes.append(_pose_success(poses).view(-1, samples).cpu())
+        self.model.train()
+        own_success = torch.cat(successes or [torch.zeros(0, samples).bool()])
+        gathered = self.group.gather((logits, successes))
+        all_logits = torch.cat([row for part, _ in gathered for row in part] or [torch.zeros(0, samples)])
+        success = torch.cat([row for _, part in gathered for row in part] or [torch.zeros(0, samples).bool()])
+        return all_logits, success, own_success
 
     def export(self) -> dict[str, nn.Module]:
         return {"confidence": self.model}
