@@ -6,7 +6,8 @@ pocket poses per complex, with the logits of the networks' own confidence model)
 poses of each mode by ``z(confidence) + w · z(neighbours within r)`` for every weight ``w`` and neighbour
 radius ``r`` given (``w = 0``: the confidence alone). Printed per rule: % of rankings (complex × mode)
 whose first pose lies within 2 Å and within 5 Å of the crystal pose (plain RMSD), and the median RMSD of
-the first pose; and the random pick and the best pose, for scale.
+the first pose; and, for scale, the random pick and the best pose (also per mode: on the training cache,
+how well the networks dock the complexes they were trained on).
 
 Usage (CPU, seconds; the 40-sample pool of session 8 came from ``discodock dock-cache --cache
 cache/val.cache.pt --samples 40 -o docked/val40.pt`` on a GPU)::
@@ -21,7 +22,7 @@ import argparse
 import torch
 
 from discodock.data.cache import COUNT_COLUMNS, ComplexCache
-from discodock.data.docked_poses import DockedPoses
+from discodock.data.docked_poses import MODES, DockedPoses
 from discodock.inference.ranking import neighbour_counts, standardized
 from discodock.training.trainer import SUCCESS_RMSD, pose_rmsd
 
@@ -62,8 +63,16 @@ def main() -> None:
         f"{len(cache)} complexes × 2 modes, {samples} poses each. Random pick: "
         f"{100 * float((rmsd < SUCCESS_RMSD).float().mean()):.1f} % within 2 Å; best pose: "
         f"{100 * float((rmsd < SUCCESS_RMSD).any(1).float().mean()):.1f} % within 2 Å, "
-        f"{100 * float((rmsd < 5).any(1).float().mean()):.1f} % within 5 Å.\n"
+        f"{100 * float((rmsd < 5).any(1).float().mean()):.1f} % within 5 Å."
     )
+    for offset, mode in enumerate(MODES):
+        part = rmsd[offset::2]
+        print(
+            f"{mode}: {100 * float((part < SUCCESS_RMSD).float().mean()):.1f} % of poses within 2 Å, "
+            f"{100 * float((part < 5).float().mean()):.1f} % within 5 Å; best of {samples} within 2 Å for "
+            f"{100 * float((part < SUCCESS_RMSD).any(1).float().mean()):.1f} % of complexes."
+        )
+    print()
     print("| neighbour radius | weight w | top-1 < 2 Å | top-1 < 5 Å | median top-1 RMSD |")
     print("|---|---|---|---|---|")
     for radius in args.radii:
