@@ -16,7 +16,7 @@ from tqdm import tqdm
 from discodock.data.cache import COUNT_COLUMNS, ComplexCache
 from discodock.data.docked_poses import DockedPoses
 from discodock.diffusion.noising import sample_training_pockets
-from discodock.inference.networks import DockingNetworks, SamplingOptions
+from discodock.inference.networks import DEFAULT_POCKET_MARGIN, DockingNetworks, SamplingOptions
 
 
 def dock_cache(
@@ -26,7 +26,7 @@ def dock_cache(
     options: SamplingOptions,
     *,
     pocket_jitter: float = 2.0,
-    pocket_margin: float = 20.0,
+    pocket_margin: float = DEFAULT_POCKET_MARGIN,
     complexes_per_call: int = 32,
     progress: bool = True,
 ) -> DockedPoses:
