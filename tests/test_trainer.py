@@ -250,7 +250,9 @@ def test_run_stops_cleanly_at_its_time_budget(cache_path: Path, tmp_path: Path) 
     )
     assert summary.stop_reason == "time_budget"
     assert 0 < summary.steps < 100_000
-    assert summary.wall_seconds < 60 * budget_minutes
+    # the loop stops when 1.5 × the last step's time would pass the budget; on a loaded machine one step
+    # can take longer than that (CI beside other jobs: 7.27 s for 7.2 s), so allow a second of noise
+    assert summary.wall_seconds < 60 * budget_minutes + 1.0
     assert load_payload(summary.checkpoint)["step"] == summary.steps
     assert log_records(tmp_path, "stop")[-1]["reason"] == "time_budget"
 
