@@ -21,9 +21,9 @@ import argparse
 
 import torch
 
-from discodock.data.cache import COUNT_COLUMNS, ComplexCache
+from discodock.data.cache import COUNT_COLUMNS, ComplexCache, ragged_rows
 from discodock.data.docked_poses import MODES, DockedPoses
-from discodock.inference.ranking import neighbour_counts, standardized
+from discodock.inference.ranking import neighbour_counts, rank_scores
 from discodock.training.trainer import SUCCESS_RMSD, pose_rmsd
 
 
@@ -51,14 +51,13 @@ def main() -> None:
     graphs = torch.arange(len(cache)).repeat_interleave(per_complex)
     sample = torch.arange(per_complex).repeat(len(cache))
     atoms = cache.counts[:, COUNT_COLUMNS.index("atoms")]
-    crystal_rows = torch.cat([cache.offsets("atoms")[c] + torch.arange(atoms[c]) for c in graphs.tolist()])
-    atom_graph = torch.arange(len(graphs)).repeat_interleave(atoms[graphs])
+    crystal_rows, atom_graph, _ = ragged_rows(cache.offsets("atoms"), atoms, graphs)
     poses = docked.poses[docked.pose_rows(graphs, sample)]
     rmsd = pose_rmsd(poses, cache.fields["crystal_pos"][crystal_rows], atom_graph, len(graphs))
     rmsd = rmsd.view(-1, samples)  # one row per complex and mode
     graph_poses = poses.split(atoms[graphs].tolist())
     rows = [torch.stack(graph_poses[i : i + samples]) for i in range(0, len(graph_poses), samples)]
-    confidences = standardized(docked.confidences.view(-1, samples).double())
+    confidences = docked.confidences.view(-1, samples).double()
     print(
         f"{len(cache)} complexes × 2 modes, {samples} poses each. Random pick: "
         f"{100 * float((rmsd < SUCCESS_RMSD).float().mean()):.1f} % within 2 Å; best pose: "
@@ -76,11 +75,11 @@ def main() -> None:
     print("| neighbour radius | weight w | top-1 < 2 Å | top-1 < 5 Å | median top-1 RMSD |")
     print("|---|---|---|---|---|")
     for radius in args.radii:
-        counts = standardized(torch.stack([neighbour_counts(row.double(), radius) for row in rows]))
+        counts = torch.stack([neighbour_counts(row.double(), radius) for row in rows])
         for weight in args.weights:
             if weight == 0 and radius != args.radii[0]:
                 continue
-            below2, below5, median = first_pose_rates(confidences + weight * counts, rmsd)
+            below2, below5, median = first_pose_rates(rank_scores(confidences, counts, weight), rmsd)
             label = "–" if weight == 0 else f"{radius:g} Å"
             print(f"| {label} | {weight:g} | {below2:.1f} % | {below5:.1f} % | {median:.2f} Å |")
 

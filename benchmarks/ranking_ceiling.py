@@ -28,11 +28,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from discodock.benchmark.complexes import load_benchmark_set
 from discodock.benchmark.report import pose_rmsds, read_run_poses
+from discodock.inference.ranking import CONSENSUS_RMSD, neighbour_counts
 
-CLUSTER_RADIUS = 2.0
+CLUSTER_RADIUS = CONSENSUS_RMSD
 """Å; two poses within this plain RMSD of each other count as the same binding mode."""
 
 CHOICES = ("ranked", "consensus", "best")
@@ -42,10 +44,7 @@ CHOICES = ("ranked", "consensus", "best")
 def consensus_index(positions: np.ndarray) -> int:
     """Index of the pose with the most others within :data:`CLUSTER_RADIUS` (``positions``: ``float[P, N,
     3]`` in rank order; ties go to the earlier, better-ranked pose)."""
-    differences = positions[:, None] - positions[None]
-    pairwise = np.sqrt((differences**2).sum(-1).mean(-1))
-    neighbours = (pairwise < CLUSTER_RADIUS).sum(1)
-    return int(np.argmax(neighbours))
+    return int(neighbour_counts(torch.as_tensor(positions), CLUSTER_RADIUS).argmax())  # first of ties
 
 
 def chosen_rmsds(rmsds: np.ndarray, positions: np.ndarray) -> dict[str, float]:

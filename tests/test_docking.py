@@ -243,7 +243,7 @@ def test_by_default_the_samples_consensus_joins_the_confidence_in_the_rank_score
     by_sample = sorted(result.poses, key=lambda pose: pose.sample_index)
     stacked = torch.as_tensor(np.stack([positions(pose.mol) for pose in by_sample]))
     confidences = torch.tensor([pose.confidence for pose in by_sample], dtype=torch.float64)
-    expected = rank_scores(confidences, stacked, DEFAULT_CONSENSUS_WEIGHT)
+    expected = rank_scores(confidences, neighbour_counts(stacked), DEFAULT_CONSENSUS_WEIGHT)
     np.testing.assert_allclose(
         [pose.mol.GetDoubleProp("rank_score") for pose in by_sample], expected, atol=1e-5
     )

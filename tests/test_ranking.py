@@ -43,26 +43,26 @@ def test_standardized_has_zero_mean_and_unit_spread_and_is_zero_for_constants() 
 def test_weight_zero_ranks_by_confidence_and_the_consensus_lifts_a_recurring_pose() -> None:
     poses = shifted(crystal_ligand(), 8.0, 0.0, 0.5, 1.0, 20.0)
     confidences = torch.tensor([2.0, 1.0, 0.5, 0.9, 1.5])  # the lone pose at 8 Å is the most confident
-    alone = rank_scores(confidences, poses, 0.0)
+    alone = rank_scores(confidences, neighbour_counts(poses), 0.0)
     assert int(alone.argmax()) == 0 and torch.equal(
         alone.argsort(), standardized(confidences.double()).argsort()
     )
-    mixed = rank_scores(confidences, poses, 1.0)
+    mixed = rank_scores(confidences, neighbour_counts(poses), 1.0)
     assert int(mixed.argmax()) == 1  # the cluster of three at 0–1 Å, its most confident member
     # permuting the samples permutes the scores
     permutation = torch.tensor([3, 0, 4, 1, 2])
     torch.testing.assert_close(
-        rank_scores(confidences[permutation], poses[permutation], 1.0), mixed[permutation]
+        rank_scores(confidences[permutation], neighbour_counts(poses[permutation]), 1.0), mixed[permutation]
     )
     # the score is invariant to an affine change of the logits (z-scores)
-    torch.testing.assert_close(rank_scores(3.0 * confidences - 7.0, poses, 1.0), mixed)
+    torch.testing.assert_close(rank_scores(3.0 * confidences - 7.0, neighbour_counts(poses), 1.0), mixed)
 
 
 def test_without_a_confidence_model_the_consensus_ranks_alone_or_nothing_does() -> None:
     poses = shifted(crystal_ligand(), 5.0, 0.0, 0.5)
     unranked = torch.full((3,), math.nan)
-    consensus = rank_scores(unranked, poses, 1.0)
+    consensus = rank_scores(unranked, neighbour_counts(poses), 1.0)
     assert consensus.isfinite().all() and consensus[0] < consensus[1] == consensus[2]
-    assert rank_scores(unranked, poses, 0.0).isnan().all()
+    assert rank_scores(unranked, neighbour_counts(poses), 0.0).isnan().all()
     with pytest.raises(ValueError, match="consensus_weight"):
-        rank_scores(unranked, poses, -1.0)
+        rank_scores(unranked, neighbour_counts(poses), -1.0)

@@ -616,8 +616,8 @@ def _ranked_result(
         ``nan`` last, ties in sampling order.
     """
     stacked = torch.stack(list(poses)).double()
-    scores = rank_scores(confidences, stacked, consensus_weight)
     neighbours = neighbour_counts(stacked)
+    scores = rank_scores(confidences, neighbours, consensus_weight)
     order = sorted(range(len(poses)), key=lambda s: -scores[s].item() if scores[s].isfinite() else math.inf)
     center = job.features.center.astype(np.float64)
     docked = []

@@ -43,23 +43,24 @@ def standardized(values: torch.Tensor) -> torch.Tensor:
     return torch.where(spread > 0, centred / spread.clamp(min=torch.finfo(values.dtype).tiny), 0.0)
 
 
-def rank_scores(confidences: torch.Tensor, poses: torch.Tensor, consensus_weight: float) -> torch.Tensor:
-    """``float[S]``: the rank score ``r`` of each sample (higher first; module docstring).
+def rank_scores(confidences: torch.Tensor, neighbours: torch.Tensor, consensus_weight: float) -> torch.Tensor:
+    """``float[..., S]``: the rank score ``r`` of each sample (higher first; module docstring).
 
     Parameters
     ----------
     confidences
-        ``float[S]`` confidence logits, ``nan`` throughout without a confidence model.
-    poses
-        ``float[S, A, 3]``: the samples of one complex.
+        ``float[..., S]`` confidence logits of the ``S`` samples of each complex, ``nan`` throughout
+        without a confidence model.
+    neighbours
+        ``float[..., S]``: their :func:`neighbour_counts`.
     consensus_weight
         ``w`` ≥ 0. With ``w = 0`` and no confidence model every score is ``nan`` (sampling order).
     """
     if consensus_weight < 0:
         raise ValueError(f"consensus_weight must be ≥ 0, got {consensus_weight}")
-    confidences = confidences.to(poses.dtype)
+    confidences = confidences.to(neighbours.dtype)
     ranked = bool(confidences.isfinite().all())
     score = standardized(confidences) if ranked else torch.zeros_like(confidences)
     if consensus_weight > 0:
-        return score + consensus_weight * standardized(neighbour_counts(poses))
+        return score + consensus_weight * standardized(neighbours)
     return score if ranked else torch.full_like(confidences, math.nan)
