@@ -28,7 +28,9 @@ from discodock.benchmark.complexes import BenchmarkSet, MethodRun, load_benchmar
 from discodock.benchmark.report import (
     POSEBUSTERS_RECEPTOR_MARGIN,
     PUBLISHED_ANCHORS,
+    ComplexOutcome,
     evaluate_run,
+    paired_comparison,
     posebusters_failures,
     read_run_poses,
     receptor_near_pose,
@@ -308,9 +310,64 @@ def test_report_rates_follow_the_ranking_count_failures_and_respect_each_set(
     assert reread.failures == half_failed.failures and not reread.ranked
     assert set(reread.positions) == {"1a0q", "6k05"} and np.isnan(reread.scores["6k05"]).all()
     np.testing.assert_allclose(reread.positions["6k05"], half_failed.positions["6k05"], atol=1e-4)
+    paired = {(row["first"], row["second"]): row for row in results["paired"]}
+    # ranked vs half-failed on all four: both dock 1a0q; only ranked docks 6k05 (half-failed: 3 Å).
+    assert {
+        key: paired[("ranked", "half-failed")][key] for key in ("set", "both", "only_first", "only_second")
+    } == {
+        "set": "all",
+        "both": 1,
+        "only_first": 1,
+        "only_second": 0,
+    }
+    # subset-only ran on Vina's subset only, so it is paired there; half-failed docks neither of its two.
+    versus_subset = paired[("half-failed", "subset-only")]
+    assert (versus_subset["set"], versus_subset["only_second"], versus_subset["p_value"]) == (
+        "vina_subset",
+        2,
+        0.5,
+    )
     report = (tmp_path / "report.md").read_text()
     assert "Vina's subset (2 of 4, drawn with seed 0)" in report
+    assert "| half-failed | subset-only | vina_subset | 2 | 0 | 0 | 2 | 0.5 |" in report
     assert "- half-failed, 1a46: x" in report
+
+
+def outcomes_with_top1(top1_rmsds: list[float | None]) -> list[ComplexOutcome]:
+    """Outcomes of complexes c0, c1, ... with these top-1 RMSDs (``None``: failed)."""
+    return [
+        ComplexOutcome(
+            f"c{index}",
+            "failed" if rmsd is None else "",
+            np.array([] if rmsd is None else [rmsd, 0.0]),
+            math.nan,
+            None,
+            (),
+            None,
+        )
+        for index, rmsd in enumerate(top1_rmsds)
+    ]
+
+
+def test_paired_comparison_counts_discordant_complexes_and_gives_the_exact_mcnemar_p() -> None:
+    # 9 complexes only the first docks, 1 only the second, 2 both, 3 neither (one of them failed).
+    first = outcomes_with_top1([0.5] * 9 + [3.0] + [1.0, 1.9] + [2.0, 7.0, None])
+    second = outcomes_with_top1([2.5] * 8 + [None] + [1.5] + [0.1, 0.2] + [None, 2.0, 9.0])
+    comparison = paired_comparison(first, second)
+    assert {key: comparison[key] for key in ("complexes", "both", "only_first", "only_second")} == {
+        "complexes": 15,
+        "both": 2,
+        "only_first": 9,
+        "only_second": 1,
+    }
+    # Two-sided: P(B <= 1) + P(B >= 9) for B ~ Binomial(10, 1/2).
+    assert comparison["p_value"] == pytest.approx(2 * (1 + 10) / 2**10)
+    swapped = paired_comparison(second, first)
+    assert (swapped["only_first"], swapped["only_second"]) == (1, 9)
+    assert swapped["p_value"] == pytest.approx(comparison["p_value"])
+    assert paired_comparison(first, first)["p_value"] == 1.0  # no discordant complex
+    with pytest.raises(ValueError, match="same complexes"):
+        paired_comparison(first, second[::-1])
 
 
 def test_seeded_subset_is_fixed_by_the_seed_and_keeps_the_order() -> None:

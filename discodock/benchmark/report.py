@@ -17,6 +17,9 @@ the PB-valid share of top-1 poses and the share that is both ``< 2 Å`` and PB-v
 complexes, the unseen-receptor ones, and Vina's subset when Vina ran on one; a method is scored on a set only
 if it was run on every complex of it.
 
+Per pair of methods, on the largest set both were scored on (:func:`paired_comparison`): the complexes that
+only one of the two docks below 2 Å (top-1), and the exact McNemar test of equal success rates on them.
+
 :func:`write_report` writes into the output folder ``results.json``, ``report.md``, ``complexes.csv`` (one
 row per method and complex), ``rmsd_cdf.png`` (cumulative distribution of top-1 RMSDs) and the ranked poses
 ``poses/<method>/<complex>.sdf`` (crystal ligand graph, properties ``rank`` and the method's score) with
@@ -39,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import scipy.stats
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from posebusters import PoseBusters
@@ -350,6 +354,44 @@ def summarize(outcomes: Sequence[ComplexOutcome]) -> dict[str, float | int | Non
     }
 
 
+def paired_comparison(
+    first: Sequence[ComplexOutcome], second: Sequence[ComplexOutcome]
+) -> dict[str, float | int]:
+    """Two methods on the same complexes, complex by complex: which docks each one below 2 Å (top-1).
+
+    With ``b`` the complexes only the first method docks below 2 Å and ``c`` those only the second docks,
+    the exact McNemar test of equal success rates asks how likely so lopsided a split of the ``n = b + c``
+    discordant complexes is when each goes either way with probability 1/2:
+    ``p = P(|B − n/2| ≥ |b − n/2|)``, ``B ~ Binomial(n, 1/2)`` (two-sided; 1 when ``n = 0``). Unlike the
+    difference of two rates, it uses the pairing: complexes both dock, or both miss, carry no evidence.
+
+    Parameters
+    ----------
+    first, second
+        The two methods' outcomes on the same complexes, in the same order (failures count as misses).
+
+    Returns
+    -------
+    dict
+        ``complexes``, ``both``, ``only_first``, ``only_second`` (counts) and ``p_value``.
+    """
+    if [outcome.name for outcome in first] != [outcome.name for outcome in second]:
+        raise ValueError("paired_comparison needs the outcomes of the same complexes in the same order")
+    hits_first = np.array([outcome.top1_rmsd < RMSD_THRESHOLD for outcome in first], dtype=bool)
+    hits_second = np.array([outcome.top1_rmsd < RMSD_THRESHOLD for outcome in second], dtype=bool)
+    only_first = int((hits_first & ~hits_second).sum())
+    only_second = int((hits_second & ~hits_first).sum())
+    discordant = only_first + only_second
+    p_value = scipy.stats.binomtest(only_first, discordant).pvalue if discordant else 1.0
+    return {
+        "complexes": len(first),
+        "both": int((hits_first & hits_second).sum()),
+        "only_first": only_first,
+        "only_second": only_second,
+        "p_value": float(p_value),
+    }
+
+
 def write_report(
     benchmark: BenchmarkSet,
     runs: Sequence[MethodRun],
@@ -427,6 +469,7 @@ def write_report(
             "rates": "percent of the complexes of the set",
         },
         "methods": methods,
+        "paired": _paired_records(outcomes, methods, sets),
         "published_anchors": {
             "note": "published PDBBind time-split numbers (363 complexes, blind, 40 samples, one GPU, "
             "preprocessing excluded); not measured here",
@@ -583,6 +626,7 @@ def markdown_report(results: dict[str, object]) -> str:
             f"{timing['preparation_s_per_complex']:.3f} | {timing['docking_s_per_complex']:.3f} | "
             f"{timing['total_s_per_complex']:.3f} | {'–' if memory is None else f'{memory:.2f}'} |"
         )
+    lines += _paired_lines(results.get("paired", []))  # no "paired" before session 9
     anchors = results["published_anchors"]
     lines += [
         "",
@@ -612,6 +656,29 @@ def markdown_report(results: dict[str, object]) -> str:
     lines += ["", f"## Failures ({len(failures)})", ""]
     lines += [f"- {name}, {entry['name']}: {entry['reason']}" for name, entry in failures] or ["None."]
     return "\n".join(lines) + "\n"
+
+
+def _paired_lines(paired: list[dict[str, object]]) -> list[str]:
+    """The report's section on :func:`paired_comparison` (none without pairs)."""
+    if not paired:
+        return []
+    lines = [
+        "",
+        "## Measured: paired comparisons (top-1 < 2 Å)",
+        "",
+        "Per pair of methods, on the largest set both ran on: the complexes both dock below 2 Å, those only "
+        "one of them docks, and the exact McNemar test of equal success rates (two-sided p; the split of the "
+        "complexes only one docks, against an even one).",
+        "",
+        "| first | second | set | complexes | both | only first | only second | p |",
+        "|---" * 8 + "|",
+    ]
+    for row in paired:
+        lines.append(
+            f"| {row['first']} | {row['second']} | {row['set']} | {row['complexes']} | {row['both']} | "
+            f"{row['only_first']} | {row['only_second']} | {row['p_value']:.2g} |"
+        )
+    return lines
 
 
 def _method_record(
@@ -647,6 +714,32 @@ def _method_record(
         ],
         "details": run.details,
     }
+
+
+def _paired_records(
+    outcomes: dict[str, dict[str, ComplexOutcome]],
+    methods: dict[str, dict[str, object]],
+    sets: dict[str, list[str]],
+) -> list[dict[str, object]]:
+    """The ``results.json`` entry ``paired``: :func:`paired_comparison` of every pair of methods, on the
+    first set (in the order all, unseen, Vina's subset, i.e. the largest) that both were scored on."""
+    records = []
+    names = list(methods)
+    for index, first in enumerate(names):
+        for second in names[index + 1 :]:
+            shared = [
+                name
+                for name in sets
+                if name in methods[first]["metrics"] and name in methods[second]["metrics"]
+            ]
+            if not shared:
+                continue
+            complexes = sets[shared[0]]
+            comparison = paired_comparison(
+                [outcomes[first][name] for name in complexes], [outcomes[second][name] for name in complexes]
+            )
+            records.append({"first": first, "second": second, "set": shared[0], **comparison})
+    return records
 
 
 def _write_csv(path: Path, outcomes: dict[str, dict[str, ComplexOutcome]], unseen: set[str]) -> None:
