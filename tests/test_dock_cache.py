@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from discodock.data.cache import ComplexCache
 from discodock.data.docked_poses import DockedPoses
 from discodock.inference.dock_cache import dock_cache
 from discodock.inference.networks import DockingNetworks, SamplingOptions
+from discodock.training.config import TrainConfig
 from discodock.training.trainer import batch_of, pose_rmsd
 
 from .test_docking import make_test_checkpoint, one_thread  # noqa: F401
@@ -95,3 +97,15 @@ def test_dock_cache_command_writes_shards_that_join_into_the_whole_cache(
         main, ["dock-cache", "--cache", str(tmp_path / "nope.pt"), "-o", str(tmp_path / "x.pt")]
     )
     assert missing.exit_code == 1 and "nope.pt: cache file not found" in missing.output
+
+
+def test_dock_cache_command_defaults_are_the_training_pockets_and_the_api_defaults() -> None:
+    """The CLI states its defaults as literals (importing them loads torch at start-up): keep them equal to
+    ``dock_cache``'s and to the training pockets (``train.pocket_jitter``, ``train.pocket_margin``)."""
+    options = {param.name: param.default for param in main.commands["dock-cache"].params}
+    signature = inspect.signature(dock_cache).parameters
+    train = {field.name: field.default for field in dataclasses.fields(TrainConfig)}
+    assert options["pocket_jitter"] == signature["pocket_jitter"].default == train["pocket_jitter"]
+    assert options["pocket_margin"] == signature["pocket_margin"].default == train["pocket_margin"]
+    assert options["pocket_sigma"] == SamplingOptions().pocket_sigma
+    assert (options["steps"], options["seed"]) == (SamplingOptions().steps, SamplingOptions().seed)

@@ -14,6 +14,7 @@ Shapes: ``B`` graphs, ``R`` residues, ``A`` ligand atoms, ``Eb`` directed bonds,
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import torch
@@ -21,6 +22,9 @@ import torch
 from discodock.data.cache import COUNT_COLUMNS, ComplexCache, ragged_rows
 from discodock.data.graphs import receptor_graph
 from discodock.geometry.pose import TorsionIndex
+
+WHOLE_RECEPTOR = (0.0, 0.0, 0.0, math.inf)
+"""The receptor crop (centre, radius) that keeps every residue: a row of ``pockets`` in blind mode."""
 
 
 @dataclass(frozen=True)

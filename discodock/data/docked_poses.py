@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from discodock.data.batch import WHOLE_RECEPTOR
 from discodock.data.cache import COUNT_COLUMNS, ComplexCache, ragged_rows
 from discodock.errors import InputError
 
@@ -93,7 +94,7 @@ class DockedPoses:
         """``float32[B, 4]``: the receptor crop each graph was docked with (radius ``inf``: blind)."""
         crops = self.pockets[complex_index].clone()
         blind = sample < self.samples
-        crops[blind] = crops.new_tensor([0.0, 0.0, 0.0, float("inf")])
+        crops[blind] = crops.new_tensor(WHOLE_RECEPTOR)
         return crops
 
     def save(self, path: str | Path) -> None:

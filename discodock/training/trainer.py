@@ -41,7 +41,6 @@ from __future__ import annotations
 import dataclasses
 import glob
 import json
-import math
 import os
 import random
 import time
@@ -56,7 +55,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from discodock.data.batch import ComplexBatch, collate, copied_rows
+from discodock.data.batch import WHOLE_RECEPTOR, ComplexBatch, collate, copied_rows
 from discodock.data.cache import COUNT_COLUMNS, ComplexCache, ragged_rows
 from discodock.data.docked_poses import DockedPoses
 from discodock.diffusion.loss import LOSS_TERMS, score_matching_loss
@@ -904,7 +903,7 @@ class ConfidenceStage:
         )
         crops = batch.pockets
         if crops is None:
-            crops = torch.tensor([0.0, 0.0, 0.0, math.inf], device=device).repeat(batch.num_graphs, 1)
+            crops = torch.tensor(WHOLE_RECEPTOR, device=device).repeat(batch.num_graphs, 1)
         crops = crops.clone()
         crops[use] = self.docked.crops(batch.complex_index[use], sample[use])
         pos = noisy.ligand_pos.clone()
@@ -1334,9 +1333,8 @@ class _Run:
         self.stage.load_networks(state_dicts, int(state["steps"]))
         self.step = int(state["steps"])
         self.order.consumed = round(float(state["epochs"]) * self.order.size)
-        same_metric = (
-            state.get("metric", type(self.stage).metric) == self.stage.metric
-        )  # older states: default
+        # A state without "metric" predates it and was selected by the stage's default metric.
+        same_metric = state.get("metric", type(self.stage).metric) == self.stage.metric
         keeps_best = self.stage.warm_start_keeps_best and same_metric
         self.best_metric = state.get("best_metric") if keeps_best else None
 
